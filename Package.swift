@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// Finch: preference-tune (DPO) and serve small language models, natively in Swift.
+// Module map and one-way dependencies: see DESIGN.md §2.
+import PackageDescription
+
+#if os(Linux)
+let blasDependency: [Target.Dependency] = ["CBLAS"]
+#else
+let blasDependency: [Target.Dependency] = []
+#endif
+
+let package = Package(
+    name: "Finch",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "finch", targets: ["finch"]),
+        .library(name: "FinchCore", targets: ["FinchCore"]),
+        .library(name: "FinchFormats", targets: ["FinchFormats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // OpenBLAS on Linux (`apt-get install libopenblas-dev`); Accelerate on Apple platforms.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .target(
+            name: "FinchCore",
+            dependencies: blasDependency
+        ),
+        .target(name: "FinchFormats", dependencies: ["FinchCore"]),
+        .executableTarget(
+            name: "finch",
+            dependencies: [
+                "FinchCore", "FinchFormats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "FinchCoreTests", dependencies: ["FinchCore"]),
+        .testTarget(
+            name: "FinchFormatsTests",
+            dependencies: ["FinchCore", "FinchFormats"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(name: "FinchCLITests", dependencies: ["FinchCore", "FinchFormats"]),
+    ]
+)

@@ -1,0 +1,36 @@
+#if canImport(Accelerate)
+import Accelerate
+#else
+import CBLAS
+#endif
+
+/// Matrix products through the platform BLAS (OpenBLAS on Linux, Accelerate on Apple platforms).
+public enum BLAS {
+    /// `c = alpha · a · bᵀ + beta · c`, row-major Float32.
+    ///
+    /// Shapes: `a: (m, k)`, `b: (n, k)` (a Linear weight stored `[out, in]`), `c: (m, n)`.
+    /// This is the layout of `y = x·Wᵀ`, the forward of every linear layer.
+    public static func matmulTransposedB(
+        m: Int, n: Int, k: Int,
+        a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+        alpha: Float = 1, beta: Float = 0
+    ) {
+        precondition(m >= 0 && n >= 0 && k >= 0)
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(max(k, 1)), b, Int32(max(k, 1)), beta, c, Int32(n))
+    }
+
+    /// `c = alpha · a · b + beta · c`, row-major Float32. Shapes: `a: (m, k)`, `b: (k, n)`, `c: (m, n)`.
+    /// This is the layout of `dx = dy·W` for a weight stored `[out, in]`.
+    public static func matmul(
+        m: Int, n: Int, k: Int,
+        a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+        alpha: Float = 1, beta: Float = 0
+    ) {
+        precondition(m >= 0 && n >= 0 && k >= 0)
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(max(k, 1)), b, Int32(max(n, 1)), beta, c, Int32(n))
+    }
+}
