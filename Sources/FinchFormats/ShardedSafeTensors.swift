@@ -12,8 +12,7 @@ public final class ShardedSafeTensors: Sendable {
         let indexPath = FileSystem.join(folder, "model.safetensors.index.json")
         let singlePath = FileSystem.join(folder, "model.safetensors")
         if FileSystem.kind(indexPath) == .file {
-            let indexFile = try MappedFile(path: indexPath)
-            let json = try JSONValue.parse(indexFile.bytes, path: indexPath)
+            let json = try JSONValue.parse(contentsOf: indexPath)
             guard let weightMap = json["weight_map"]?.objectValue else {
                 throw FormatError(indexPath, "missing object field 'weight_map'")
             }

@@ -5,6 +5,11 @@ public struct TokenizerSummary: Sendable, Codable, Equatable {
     public struct SpecialToken: Sendable, Codable, Equatable {
         public var id: Int
         public var content: String
+
+        public init(id: Int, content: String) {
+            self.id = id
+            self.content = content
+        }
     }
 
     /// `byte-level BPE`, `SentencePiece BPE`, or the tokenizer.json model type when it is neither.
@@ -55,7 +60,7 @@ public struct TokenizerSummary: Sendable, Codable, Equatable {
     init(tokenizerJSON: String?, tokenizerConfig: String?, chatTemplate: String?) throws {
         var config: JSONValue?
         if let tokenizerConfig {
-            config = try JSONValue.parse(MappedFile(path: tokenizerConfig).bytes, path: tokenizerConfig)
+            config = try JSONValue.parse(contentsOf: tokenizerConfig)
         }
         func tokenString(_ value: JSONValue?) -> String? {
             value?.stringValue ?? value?["content"]?.stringValue
@@ -70,7 +75,7 @@ public struct TokenizerSummary: Sendable, Codable, Equatable {
             specialTokens = []
             return
         }
-        let json = try JSONValue.parse(MappedFile(path: tokenizerJSON).bytes, path: tokenizerJSON)
+        let json = try JSONValue.parse(contentsOf: tokenizerJSON)
         let modelType = json["model"]?["type"]?.stringValue ?? "unknown"
         let preType = json["pre_tokenizer"]?["type"]?.stringValue
         let decoderType = json["decoder"]?["type"]?.stringValue
