@@ -41,6 +41,6 @@ let package = Package(
             dependencies: ["FinchCore", "FinchFormats"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "FinchCLITests", dependencies: ["FinchCore", "FinchFormats"]),
+        .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats"]),
     ]
 )

