@@ -76,6 +76,7 @@ public struct ModelCache: Sendable {
         } catch {
             throw FormatError(modelsDir, "cannot create the cache directory: \(error.localizedDescription); set FINCH_CACHE_DIR to a writable place")
         }
+        Self.removeStaleWorkDirectories(in: modelsDir)
         // A private work directory next to the destination, so the final rename stays on one file system.
         let work = modelsDir + "/.pull-\(model.name)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
         try fm.createDirectory(atPath: work, withIntermediateDirectories: false)
@@ -108,6 +109,19 @@ public struct ModelCache: Sendable {
             throw FormatError(destination, "cannot move the downloaded model into place: \(String(cString: strerror(errno)))")
         }
         log("saved \(destination) (\(model.byteCount) bytes)")
+    }
+
+    /// Removes work directories left by pulls that were killed (older than an hour, so a pull
+    /// running concurrently in another process is not disturbed).
+    static func removeStaleWorkDirectories(in directory: String) {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(".pull-") {
+            let path = directory + "/" + name
+            if let modified = (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+               modified.timeIntervalSinceNow < -3600 {
+                try? fm.removeItem(atPath: path)
+            }
+        }
     }
 
     /// `python3` from the PATH (`FINCH_PYTHON` overrides).

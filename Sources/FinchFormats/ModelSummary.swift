@@ -27,6 +27,22 @@ public struct ModelSummary: Sendable, Codable {
     public var tensorCount: Int
     public var storage: [StorageCount]
     public var tokenizer: TokenizerSummary
+    /// Per-tensor SHA-256 of the Float32 values in HF layout (little-endian), when requested.
+    public var checksums: [TensorChecksum]?
+
+    public struct TensorChecksum: Sendable, Codable, Equatable {
+        public var name: String
+        public var type: String
+        public var shape: [Int]
+        public var sha256: String
+
+        public init(name: String, type: String, shape: [Int], sha256: String) {
+            self.name = name
+            self.type = type
+            self.shape = shape
+            self.sha256 = sha256
+        }
+    }
 
     public init(source: ModelSource) throws {
         let c = source.configuration
@@ -82,6 +98,9 @@ public struct ModelSummary: Sendable, Codable {
         let specials = tokenizer.specialTokens.map { "\($0.content)=\($0.id)" }
         add("special tokens", specials.isEmpty ? "none" : "\(specials.count): " + specials.joined(separator: " "))
         add("chat template", tokenizer.hasChatTemplate ? "present" : "absent")
+        for c in checksums ?? [] {
+            lines.append("\(c.sha256)  \(c.name) \(c.type) \(c.shape)")
+        }
         return lines.joined(separator: "\n")
     }
 }

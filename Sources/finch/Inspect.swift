@@ -1,4 +1,5 @@
 import ArgumentParser
+import FinchCore
 import FinchFormats
 import Foundation
 
@@ -13,10 +14,20 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print machine-readable JSON instead of text.")
     var json = false
 
+    @Flag(help: "Also dequantize every tensor to Float32 in Hugging Face layout and print its SHA-256 (compare with the Python reference's checksums).")
+    var checksums = false
+
     func run() throws {
         try CLI.run {
             let source = try ModelSource(path: CLI.resolveModel(model))
-            let summary = try ModelSummary(source: source)
+            var summary = try ModelSummary(source: source)
+            if checksums {
+                summary.checksums = try source.tensors.map { tensor in
+                    let values = try source.float32(tensor.name)
+                    let digest = values.withUnsafeBytes { SHA256.hex($0) }
+                    return ModelSummary.TensorChecksum(name: tensor.name, type: tensor.storage.name, shape: tensor.shape, sha256: digest)
+                }
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

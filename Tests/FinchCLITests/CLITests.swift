@@ -91,6 +91,20 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(text.stdout.contains("9 attention / 3 key-value"), text.stdout)
     }
 
+    func testInspectHuggingFaceFolder() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("FinchFormatsTests/Fixtures/tiny_llama").path
+        let r = try finch(["inspect", "--json", folder])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try JSONValue.parse(r.stdout, path: "stdout")
+        XCTAssertEqual(json["format"]?.stringValue, "hf-folder")
+        XCTAssertEqual(json["layers"]?.intValue, 2)
+        XCTAssertEqual(json["parameters"]?.intValue, 106_816) // transformers' num_parameters()
+        XCTAssertEqual(json["tiedEmbeddings"]?.boolValue, false)
+        XCTAssertEqual(json["storage"]?.arrayValue?.first?["type"]?.stringValue, "F32")
+        XCTAssertEqual(json["tokenizer"]?["kind"]?.stringValue, "none")
+    }
+
     func testFailedPullLeavesNoPartialFile() throws {
         let cacheDir = try temporaryDirectory()
         // A stand-in for python3 that fails the download.
