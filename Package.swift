@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "finch", targets: ["finch"]),
         .library(name: "FinchCore", targets: ["FinchCore"]),
         .library(name: "FinchFormats", targets: ["FinchFormats"]),
+        .library(name: "FinchJinja", targets: ["FinchJinja"]),
+        .library(name: "FinchTokenizers", targets: ["FinchTokenizers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,10 +30,13 @@ let package = Package(
             dependencies: blasDependency
         ),
         .target(name: "FinchFormats", dependencies: ["FinchCore"]),
+        // A Jinja2 interpreter for chat templates: generic, so it is its own module under FinchTokenizers.
+        .target(name: "FinchJinja"),
+        .target(name: "FinchTokenizers", dependencies: ["FinchCore", "FinchFormats", "FinchJinja"]),
         .executableTarget(
             name: "finch",
             dependencies: [
-                "FinchCore", "FinchFormats",
+                "FinchCore", "FinchFormats", "FinchTokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -39,6 +44,12 @@ let package = Package(
         .testTarget(
             name: "FinchFormatsTests",
             dependencies: ["FinchCore", "FinchFormats"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(name: "FinchJinjaTests", dependencies: ["FinchJinja"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "FinchTokenizersTests",
+            dependencies: ["FinchCore", "FinchFormats", "FinchTokenizers"],
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats"]),

@@ -1,0 +1,2 @@
+import FinchFormats
+import FinchJinja
