@@ -11,7 +11,7 @@ let blasDependency: [Target.Dependency] = []
 
 let package = Package(
     name: "Finch",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "finch", targets: ["finch"]),
         .library(name: "FinchCore", targets: ["FinchCore"]),
@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "FinchFormats", dependencies: ["FinchCore"]),
         // A Jinja2 interpreter for chat templates: generic, so it is its own module under FinchTokenizers.
         .target(name: "FinchJinja"),
-        .target(name: "FinchTokenizers", dependencies: ["FinchCore", "FinchFormats", "FinchJinja"]),
+        .target(name: "FinchTokenizers", dependencies: ["FinchCore", "FinchFormats"]),
         .executableTarget(
             name: "finch",
             dependencies: [

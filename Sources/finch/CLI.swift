@@ -1,5 +1,6 @@
 import ArgumentParser
 import FinchFormats
+import FinchTokenizers
 import Foundation
 
 /// Shared plumbing of the subcommands: model resolution, progress on stderr, and one-line errors.
@@ -23,6 +24,9 @@ enum CLI {
         do {
             try body()
         } catch let error as FormatError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode.failure
+        } catch let error as TokenizerError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode.failure
         }

@@ -1,0 +1,85 @@
+import ArgumentParser
+import FinchFormats
+import FinchTokenizers
+import Foundation
+
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the token ids and pieces a model's tokenizer produces for a text.",
+        discussion: """
+            Prints one line per token: id, the token as stored in the vocabulary, and the text it \
+            decodes to (escaped). Special tokens such as <|im_start|> in the text are matched as \
+            the tokenizer would (added tokens are extracted before the pre-tokenizer).
+            """
+    )
+
+    @Argument(help: "A GGUF file, an HF model folder, or a known model name.")
+    var model: String
+
+    @Argument(help: "The text to tokenize (or use --file, or standard input when neither is given).")
+    var text: [String] = []
+
+    @Option(help: "Read the text from this file.")
+    var file: String?
+
+    @Flag(help: "Do not add the special tokens the tokenizer's post-processor adds (e.g. BOS).")
+    var noSpecialTokens = false
+
+    @Flag(help: "Print JSON: ids, tokens and the decoded text.")
+    var json = false
+
+    func run() throws {
+        try CLI.run {
+            let source = try ModelSource(path: CLI.resolveModel(model))
+            let tokenizer = try Tokenizer(source: source)
+            let input: String
+            if let file {
+                guard let data = FileManager.default.contents(atPath: file) else { throw FormatError(file, "cannot read the file") }
+                guard let s = String(data: data, encoding: .utf8) else { throw FormatError(file, "not valid UTF-8") }
+                input = s
+            } else if !text.isEmpty {
+                input = text.joined(separator: " ")
+            } else {
+                input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            }
+            let ids = tokenizer.encode(input, addSpecialTokens: !noSpecialTokens)
+            if json {
+                let object: [String: Any] = [
+                    "ids": ids,
+                    "tokens": ids.map { tokenizer.token(of: $0) ?? "" },
+                    "decoded": tokenizer.decode(ids),
+                ]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            print("\(ids.count) tokens")
+            let width = String(ids.max() ?? 0).count
+            for id in ids {
+                let idText = String(id)
+                let piece = tokenizer.token(of: id) ?? "?"
+                let decoded = tokenizer.decode([id])
+                let special = tokenizer.isSpecial(id) ? "  (special)" : ""
+                print(String(repeating: " ", count: width - idText.count) + idText + "  " + escape(piece) + "  " + quote(decoded) + special)
+            }
+        }
+    }
+
+    private func quote(_ s: String) -> String { "\"" + escape(s) + "\"" }
+
+    private func escape(_ s: String) -> String {
+        var out = ""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F { out += "\\u{\(String(scalar.value, radix: 16))}" } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out
+    }
+}
