@@ -28,6 +28,9 @@ struct Tokenize: ParsableCommand {
     @Flag(help: "Print JSON: ids, tokens and the decoded text.")
     var json = false
 
+    @Flag(help: "Print only the token count, the input size and the encoding speed (as JSON).")
+    var count = false
+
     func run() throws {
         try CLI.run {
             let source = try ModelSource(path: CLI.resolveModel(model))
@@ -42,7 +45,16 @@ struct Tokenize: ParsableCommand {
             } else {
                 input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             }
+            let clock = ContinuousClock()
+            let start = clock.now
             let ids = tokenizer.encode(input, addSpecialTokens: !noSpecialTokens)
+            let elapsed = clock.now - start
+            if count {
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+                let bytes = input.utf8.count
+                print("{\"tokens\": \(ids.count), \"bytes\": \(bytes), \"seconds\": \(seconds), \"mb_per_s\": \(Double(bytes) / 1e6 / max(seconds, 1e-9))}")
+                return
+            }
             if json {
                 let object: [String: Any] = [
                     "ids": ids,
