@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "FinchFormats", dependencies: ["FinchCore"]),
         // A Jinja2 interpreter for chat templates: generic, so it is its own module under FinchTokenizers.
         .target(name: "FinchJinja"),
-        .target(name: "FinchTokenizers", dependencies: ["FinchCore", "FinchFormats"]),
+        .target(name: "FinchTokenizers", dependencies: ["FinchCore", "FinchFormats", "FinchJinja"]),
         .executableTarget(
             name: "finch",
             dependencies: [

@@ -5,7 +5,7 @@ import Synchronization
 /// start from a word's characters, repeatedly merge the adjacent pair with the lowest merge rank
 /// (leftmost on a tie), stop when no adjacent pair has a merge (Sennrich et al. 2016; GPT-2).
 final class BPEModel: Sendable {
-    let vocab: [String: Int32]
+    let vocab: Vocabulary
     let tokens: [String]
     /// (left id << 32 | right id) → (rank, merged id).
     let merges: [UInt64: Merge]
@@ -18,21 +18,21 @@ final class BPEModel: Sendable {
     let byteTokenIDs: [Int32]
     /// Look the whole word up in the vocabulary before merging (Llama-3 style).
     let ignoreMerges: Bool
-    private let cache = Mutex<[String: [Int32]]>([:])
+    private let cache = Mutex<[TokenKey: [Int32]]>([:])
     static let cacheCapacity = 50_000
 
     struct Merge: Sendable { var rank: Int32; var id: Int32 }
 
-    init(vocab: [String: Int32], merges: [(String, String)], unknown: String?, fuseUnknown: Bool, byteFallback: Bool,
+    init(vocab: Vocabulary, merges: [(String, String)], unknown: String?, fuseUnknown: Bool, byteFallback: Bool,
          ignoreMerges: Bool, path: String) throws {
         self.vocab = vocab
         var tokens = [String](repeating: "", count: (vocab.values.max().map { Int($0) } ?? -1) + 1)
-        for (token, id) in vocab where id >= 0 { tokens[Int(id)] = token }
+        for (token, id) in vocab where id >= 0 { tokens[Int(id)] = token.string }
         self.tokens = tokens
         var table: [UInt64: Merge] = [:]
         table.reserveCapacity(merges.count)
         for (rank, (left, right)) in merges.enumerated() {
-            guard let l = vocab[left], let r = vocab[right], let m = vocab[left + right] else {
+            guard let l = vocab[token: left], let r = vocab[token: right], let m = vocab[token: left + right] else {
                 throw TokenizerError(path, "model.merges[\(rank)] \"\(left) \(right)\" uses a token missing from the vocabulary")
             }
             let key = UInt64(UInt32(bitPattern: l)) << 32 | UInt64(UInt32(bitPattern: r))
@@ -41,12 +41,12 @@ final class BPEModel: Sendable {
         self.merges = table
         var characters: [Unicode.Scalar: Int32] = [:]
         for (token, id) in vocab {
-            var it = token.unicodeScalars.makeIterator()
+            var it = token.string.unicodeScalars.makeIterator()
             if let first = it.next(), it.next() == nil { characters[first] = id }
         }
         self.characterIDs = characters
         if let unknown {
-            guard let id = vocab[unknown] else { throw TokenizerError(path, "model.unk_token '\(unknown)' is not in the vocabulary") }
+            guard let id = vocab[token: unknown] else { throw TokenizerError(path, "model.unk_token '\(unknown)' is not in the vocabulary") }
             unknownID = id
         } else {
             unknownID = nil
@@ -54,7 +54,7 @@ final class BPEModel: Sendable {
         self.fuseUnknown = fuseUnknown
         self.byteFallback = byteFallback
         self.ignoreMerges = ignoreMerges
-        byteTokenIDs = (0..<256).map { b in vocab[byteTokenName(UInt8(b))] ?? -1 }
+        byteTokenIDs = (0..<256).map { b in vocab[token: byteTokenName(UInt8(b))] ?? -1 }
     }
 
     /// The ids of one pre-tokenized word.
@@ -62,20 +62,21 @@ final class BPEModel: Sendable {
         var key = String.UnicodeScalarView()
         key.append(contentsOf: word)
         let keyString = String(key)
-        if let hit = cache.withLock({ $0[keyString] }) {
+        let cacheKey = TokenKey(keyString)
+        if let hit = cache.withLock({ $0[cacheKey] }) {
             out.append(contentsOf: hit)
             return
         }
         let ids = merge(word, keyString)
         cache.withLock { cache in
             if cache.count >= Self.cacheCapacity { cache.removeAll(keepingCapacity: true) }
-            cache[keyString] = ids
+            cache[cacheKey] = ids
         }
         out.append(contentsOf: ids)
     }
 
     private func merge(_ word: [Unicode.Scalar], _ text: String) -> [Int32] {
-        if ignoreMerges, let id = vocab[text] { return [id] }
+        if ignoreMerges, let id = vocab[token: text] { return [id] }
         var symbols: [Int32] = []
         symbols.reserveCapacity(word.count)
         var lastWasUnknown = false

@@ -2,13 +2,14 @@
 /// is final. Text is held back while it ends in an incomplete UTF-8 sequence (it would show as
 /// U+FFFD), following HF `tokenizers`' `DecodeStream`: decode a small window of recent ids and emit
 /// what it adds beyond the window's already-emitted prefix, so context-dependent decoders (the
-/// SentencePiece leading-space strip) behave as in a full decode. When the tokenizer cleans up
-/// tokenization spaces (" ." → "."), a trailing fragment that a later token could still change is
-/// held back too. The concatenation of everything emitted, after `finish()`, equals
-/// `tokenizer.decode(allIDs, skipSpecialTokens:)`.
+/// SentencePiece leading-space strip) behave as in a full decode. With `cleanUpSpaces`
+/// (" ." → "."), a trailing fragment that a later token could still change is held back too. The
+/// concatenation of everything emitted, after `finish()`, equals
+/// `tokenizer.decode(allIDs, skipSpecialTokens:, cleanUpSpaces:)`.
 public struct StreamingDecoder {
     public let tokenizer: Tokenizer
     public let skipSpecialTokens: Bool
+    public let cleanUpSpaces: Bool
     private var window: [Int] = []
     /// Decoded text of `window[..<prefixCount]`, already accounted for.
     private var prefix = ""
@@ -17,9 +18,10 @@ public struct StreamingDecoder {
     private var raw = String.UnicodeScalarView()
     private var emittedRaw = 0
 
-    public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = false) {
+    public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = false, cleanUpSpaces: Bool = false) {
         self.tokenizer = tokenizer
         self.skipSpecialTokens = skipSpecialTokens
+        self.cleanUpSpaces = cleanUpSpaces
     }
 
     /// Adds one id; returns the text that became final, or "" if none did yet.
@@ -54,7 +56,7 @@ public struct StreamingDecoder {
     private mutating func emit(final: Bool) -> String {
         let scalars = Array(raw)
         var end = scalars.count
-        if tokenizer.cleanUpTokenizationSpaces, !final {
+        if cleanUpSpaces, !final {
             // Hold back a suffix starting at a space that is a prefix of a clean-up pattern.
             if let space = scalars.lastIndex(of: " "), space >= emittedRaw {
                 let tail = String(String.UnicodeScalarView(scalars[space...]))
@@ -64,7 +66,7 @@ public struct StreamingDecoder {
         guard end > emittedRaw else { return "" }
         var piece = String(String.UnicodeScalarView(scalars[emittedRaw..<end]))
         emittedRaw = end
-        if tokenizer.cleanUpTokenizationSpaces { piece = Tokenizer.cleanUp(piece) }
+        if cleanUpSpaces { piece = Tokenizer.cleanUp(piece) }
         return piece
     }
 }

@@ -40,7 +40,7 @@ extension Tokenizer {
         let bos = tokenString("tokenizer.ggml.bos_token_id")
         let eos = tokenString("tokenizer.ggml.eos_token_id")
 
-        var vocab: [String: Int32] = [:]
+        var vocab: Vocabulary = [:]
         let bpe: BPEModel
         let preTokenizer: PreTokenizer?
         let normalizer: Normalizer?
@@ -51,7 +51,7 @@ extension Tokenizer {
             for (i, token) in tokens.enumerated() {
                 let spelled = token.unicodeScalars.allSatisfy { ByteLevelAlphabet.byte(of: $0) != nil }
                     ? token : ByteLevelAlphabet.encode(token.utf8)
-                if vocab[spelled] == nil { vocab[spelled] = Int32(i) }
+                if vocab[token: spelled] == nil { vocab[token: spelled] = Int32(i) }
             }
             guard let merges = fileMerges else { throw TokenizerError(path, "a gpt2 tokenizer needs tokenizer.ggml.merges") }
             bpe = try BPEModel(vocab: vocab, merges: merges, unknown: nil, fuseUnknown: false, byteFallback: false, ignoreMerges: false, path: path)
@@ -69,7 +69,7 @@ extension Tokenizer {
             guard !["gemma", "gemma2", "gemma3", "gemma4"].contains(architecture) else {
                 throw TokenizerError(path, "Gemma's GGUF tokenizer is not supported yet")
             }
-            for (i, token) in tokens.enumerated() where vocab[token] == nil { vocab[token] = Int32(i) }
+            for (i, token) in tokens.enumerated() where vocab[token: token] == nil { vocab[token: token] = Int32(i) }
             let merges: [(String, String)]
             if let fileMerges {
                 merges = fileMerges
@@ -105,10 +105,16 @@ extension Tokenizer {
                 added.append(AddedToken(id: i, content: token, special: false, lstrip: false, rstrip: false, singleWord: false, normalized: false))
             }
         }
+        // transformers registers the named special tokens (bos/eos/unk/pad) as special added tokens
+        // too, so e.g. a literal "<unk>" in text is matched whole even though its type is UNKNOWN.
+        for name in [bos, eos, tokenString("tokenizer.ggml.unknown_token_id"), tokenString("tokenizer.ggml.padding_token_id")] {
+            guard let name, let id = vocab[token: name], !added.contains(where: { $0.id == Int(id) }) else { continue }
+            added.append(AddedToken(id: Int(id), content: name, special: true, lstrip: false, rstrip: false, singleWord: false, normalized: false))
+        }
         var template: [PostProcessor.TemplateItem] = []
-        if addBOS == true, let bos, let id = vocab[bos] { template.append(.tokens([id])) }
+        if addBOS == true, let bos, let id = vocab[token: bos] { template.append(.tokens([id])) }
         template.append(.sequence)
-        if addEOS, let eos, let id = vocab[eos] { template.append(.tokens([id])) }
+        if addEOS, let eos, let id = vocab[token: eos] { template.append(.tokens([id])) }
 
         self.init(model: bpe, added: added, normalizer: normalizer, preTokenizer: preTokenizer,
                   postProcessor: .template(template), decoder: decoder,
@@ -120,22 +126,24 @@ extension Tokenizer {
     /// transformers' `generate_merges(vocab, vocab_scores)`: every split of every token into two
     /// vocabulary pieces, ordered by the token's score (descending), then by the lengths of the
     /// pieces (descending); ties keep file order.
-    static func mergesFromScores(tokens: [String], scores: [Double], vocab: [String: Int32]) -> [(String, String)] {
+    static func mergesFromScores(tokens: [String], scores: [Double], vocab: Vocabulary) -> [(String, String)] {
         var candidates: [(left: String, right: String, score: Double, leftLength: Int, rightLength: Int, order: Int)] = []
-        var seen = Set<String>()
-        for (index, token) in tokens.enumerated() {
-            // dict(zip(tokens, scores)): a repeated token keeps its first position and last score.
-            guard seen.insert(token).inserted else { continue }
-            let score = scores[tokens.lastIndex(of: token) ?? index]
+        // dict(zip(tokens, scores)): a repeated token keeps its first position and last score.
+        var lastScore: [TokenKey: Double] = [:]
+        for (token, score) in zip(tokens, scores) { lastScore[TokenKey(token)] = score }
+        var seen = Set<TokenKey>()
+        for token in tokens {
+            guard seen.insert(TokenKey(token)).inserted else { continue }
+            let score = lastScore[TokenKey(token)] ?? 0
             let scalars = Array(token.unicodeScalars)
-            var local: [(String, String)] = []
+            var local: [(String, String, Int32, Int32)] = []
             for cut in 1..<max(scalars.count, 1) {
                 let l = String(String.UnicodeScalarView(scalars[..<cut]))
                 let r = String(String.UnicodeScalarView(scalars[cut...]))
-                if vocab[l] != nil, vocab[r] != nil { local.append((l, r)) }
+                if let li = vocab[token: l], let ri = vocab[token: r] { local.append((l, r, li, ri)) }
             }
-            local.sort { (vocab[$0.0]!, vocab[$0.1]!) < (vocab[$1.0]!, vocab[$1.1]!) }
-            for (l, r) in local {
+            local.sort { ($0.2, $0.3) < ($1.2, $1.3) }
+            for (l, r, _, _) in local {
                 candidates.append((l, r, score, l.unicodeScalars.count, r.unicodeScalars.count, candidates.count))
             }
         }

@@ -20,11 +20,11 @@ extension Tokenizer {
             throw TokenizerError(path, "model.end_of_word_suffix is not supported")
         }
         guard let vocabMembers = modelJSON["vocab"]?.objectValue else { throw TokenizerError(path, "model.vocab is missing or not an object") }
-        var vocab: [String: Int32] = [:]
+        var vocab: Vocabulary = [:]
         vocab.reserveCapacity(vocabMembers.count)
         for (token, value) in vocabMembers {
             guard let id = value.intValue, id >= 0, id <= Int(Int32.max) else { throw TokenizerError(path, "model.vocab['\(token)'] is not a valid id") }
-            vocab[token] = Int32(id)
+            vocab[token: token] = Int32(id)
         }
         var merges: [(String, String)] = []
         for (index, merge) in (modelJSON["merges"]?.arrayValue ?? []).enumerated() {
@@ -64,9 +64,9 @@ extension Tokenizer {
         let normalizer = try optional("normalizer") { try Normalizer.parse($0, path: path) }
         let preTokenizer = try optional("pre_tokenizer") { try PreTokenizer.parse($0, path: path) }
         let decoder = try optional("decoder") { try TokenDecoder.parse($0, path: path) }
-        let addedIDs = Dictionary(added.map { ($0.content, Int32($0.id)) }, uniquingKeysWith: { a, _ in a })
+        let addedIDs = Dictionary(added.map { (TokenKey($0.content), Int32($0.id)) }, uniquingKeysWith: { a, _ in a })
         let postProcessor = try optional("post_processor") { value in
-            try PostProcessor.parse(value, vocabulary: { addedIDs[$0] ?? vocab[$0] }, path: path)
+            try PostProcessor.parse(value, vocabulary: { addedIDs[TokenKey($0)] ?? vocab[token: $0] }, path: path)
         }
 
         func specialToken(_ key: String) -> String? {

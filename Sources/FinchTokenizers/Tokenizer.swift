@@ -19,7 +19,8 @@ public final class Tokenizer: Sendable {
     public let eosToken: String?
     public let unknownToken: String?
     public let padToken: String?
-    /// transformers' `clean_up_tokenization_spaces` (" ." → "." and friends) applied by `decode`.
+    /// `clean_up_tokenization_spaces` from tokenizer_config.json (" ." → "." and friends).
+    /// transformers 5.24 ignores it when decoding BPE tokenizers, and so does `decode` by default.
     public let cleanUpTokenizationSpaces: Bool
     /// The chat template the model ships, if any.
     public let chatTemplate: String?
@@ -53,8 +54,8 @@ public final class Tokenizer: Sendable {
 
     /// The id of a token string (added tokens first), or nil.
     public func id(of token: String) -> Int? {
-        if let t = added.tokens.first(where: { $0.content == token }) { return t.id }
-        return model.vocab[token].map(Int.init)
+        if let t = added.tokens.first(where: { $0.content.utf8.elementsEqual(token.utf8) }) { return t.id }
+        return model.vocab[token: token].map(Int.init)
     }
 
     /// The string of token `id` as stored (byte-level alphabet or `▁` pieces), or nil.
@@ -106,10 +107,13 @@ public final class Tokenizer: Sendable {
         return ids
     }
 
-    /// Decodes ids into text, as transformers' `decode(ids, skip_special_tokens)`.
-    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+    /// Decodes ids into text, as transformers 5.24's `decode(ids, skip_special_tokens)`.
+    /// - Parameter cleanUpSpaces: apply `clean_up_tokenization` (" ." → ".", " n't" → "n't", …) as
+    ///   transformers 4.x did for tokenizers whose config asks for it. transformers 5.24 skips it
+    ///   for BPE models, so the default is off.
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false, cleanUpSpaces: Bool = false) -> String {
         let text = decodeRaw(ids, skipSpecialTokens: skipSpecialTokens)
-        return cleanUpTokenizationSpaces ? Self.cleanUp(text) : text
+        return cleanUpSpaces ? Self.cleanUp(text) : text
     }
 
     /// Decoding without transformers' clean-up step (HF `tokenizers`' own decode).
