@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "finch",
             dependencies: [
-                "FinchCore", "FinchFormats", "FinchTokenizers",
+                "FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FinchFormats
+import FinchJinja
 import FinchTokenizers
 import Foundation
 
@@ -17,6 +18,40 @@ enum CLI {
             return try ModelCache.fromEnvironment().ensure(known, log: log)
         }
         throw FormatError(argument, "no such file or directory, and not a known model name (\(KnownModel.all.map(\.name).joined(separator: ", ")))")
+    }
+
+    /// The tokenizer of a model argument; a folder holding tokenizer.json without config.json is
+    /// accepted too (a tokenizer saved on its own).
+    static func loadTokenizer(_ argument: String) throws -> (Tokenizer, String) {
+        let path = try resolveModel(argument)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue,
+           !FileManager.default.fileExists(atPath: path + "/config.json"),
+           FileManager.default.fileExists(atPath: path + "/tokenizer.json") {
+            func optional(_ name: String) -> String? {
+                FileManager.default.fileExists(atPath: path + "/" + name) ? path + "/" + name : nil
+            }
+            return (try Tokenizer(tokenizerJSON: path + "/tokenizer.json", tokenizerConfig: optional("tokenizer_config.json"),
+                                  chatTemplateFile: optional("chat_template.jinja")), path)
+        }
+        return (try Tokenizer(source: ModelSource(path: path)), path)
+    }
+
+    /// A file's text, or an error naming it.
+    static func readText(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { throw FormatError(path, "cannot read the file") }
+        guard let text = String(data: data, encoding: .utf8) else { throw FormatError(path, "not valid UTF-8") }
+        return text
+    }
+
+    /// A JSON value given inline or as @FILE, for template variables.
+    static func jinjaJSON(_ argument: String, what: String) throws -> JinjaValue {
+        let (text, origin) = argument.hasPrefix("@") ? (try readText(String(argument.dropFirst())), String(argument.dropFirst())) : (argument, what)
+        do {
+            return try JinjaValue(json: text)
+        } catch let error as JinjaError {
+            throw FormatError(origin, "\(error.message) (line \(error.line), column \(error.column))")
+        }
     }
 
     /// Runs `body`; a Finch error becomes one line on stderr and exit status 1.
