@@ -131,9 +131,40 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cacheDir + "/cache/models"), [])
     }
 
+    func testTokenizeTextAndChat() throws {
+        let model = ModelCache.fromEnvironment().path(for: .defaultModel)
+        var r = try finch(["tokenize", "--json", model, "The capital of France is"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var json = try JSONValue.parse(r.stdout, path: "stdout")
+        XCTAssertEqual(json["ids"]?.arrayValue?.compactMap(\.intValue), [504, 3575, 282, 4649, 314]) // transformers (formats.md §7)
+        r = try finch(["tokenize", "--json", model, "--messages", #"[{"role": "user", "content": "hi"}]"#, "--add-generation-prompt"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        json = try JSONValue.parse(r.stdout, path: "stdout")
+        XCTAssertEqual(json["ids"]?.arrayValue?.count, 31) // apply_chat_template(tokenize=True) in transformers
+        XCTAssertEqual(json["ids"]?.arrayValue?.first?.intValue, 1)
+        // A tokenizer-only folder without a template: ChatML fallback with a one-line warning.
+        let phi2 = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("FinchTokenizersTests/Fixtures/phi2").path
+        r = try finch(["tokenize", "--json", phi2, "--messages", #"[{"role": "user", "content": "Hi"}]"#])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("has no chat template; using ChatML"), r.stderr)
+        json = try JSONValue.parse(r.stdout, path: "stdout")
+        XCTAssertEqual(json["text"]?.stringValue, "<|im_start|>user\nHi<|im_end|>\n")
+    }
+
+    func testTokenizeBadInputs() throws {
+        let model = ModelCache.fromEnvironment().path(for: .defaultModel)
+        assertOneLineError(try finch(["tokenize", model, "--messages", "[{\"role\": "]), naming: "--messages", "line 1")
+        let dir = try temporaryDirectory()
+        let template = dir + "/bad.jinja"
+        try "{% for m in messages %}{{ m.content }".write(toFile: template, atomically: true, encoding: .utf8)
+        assertOneLineError(try finch(["tokenize", model, "--messages", "[]", "--chat-template", template]), naming: template, "chat template")
+        assertOneLineError(try finch(["tokenize", model, "--file", dir + "/missing.txt"]), naming: dir + "/missing.txt", "cannot read")
+    }
+
     func testHelpListsTheCommands() throws {
         let r = try finch(["--help"])
         XCTAssertEqual(r.status, 0)
-        for command in ["pull", "inspect"] { XCTAssertTrue(r.stdout.contains(command), r.stdout) }
+        for command in ["pull", "inspect", "tokenize"] { XCTAssertTrue(r.stdout.contains(command), r.stdout) }
     }
 }
