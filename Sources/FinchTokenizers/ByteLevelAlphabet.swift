@@ -8,9 +8,9 @@ enum ByteLevelAlphabet {
         var next: UInt32 = 256
         for b in 0..<256 {
             if (33...126).contains(b) || (161...172).contains(b) || (174...255).contains(b) {
-                table[b] = Unicode.Scalar(UInt32(b))!
+                table[b] = Unicode.Scalar(UInt8(b))
             } else {
-                table[b] = Unicode.Scalar(next)!
+                table[b] = Unicode.Scalar(next) ?? " " // next ≤ U+0143: always valid
                 next += 1
             }
         }

@@ -32,7 +32,7 @@ indirect enum PreTokenizer: @unchecked Sendable {
                 let pieces = useRegex ? Self.split(word, SplitPattern.gpt2.matches(word), .isolated, invert: false) : [word]
                 for piece in pieces {
                     var bytes: [UInt8] = []
-                    for scalar in piece { bytes.append(contentsOf: UTF8.encode(scalar)!) }
+                    for scalar in piece { bytes.append(contentsOf: String(scalar).utf8) }
                     out.append(bytes.map { ByteLevelAlphabet.scalarOfByte[Int($0)] })
                 }
             }

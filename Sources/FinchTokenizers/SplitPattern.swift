@@ -155,6 +155,6 @@ enum SplitPattern: @unchecked Sendable {
 
     @inline(__always)
     static func lower(_ c: Unicode.Scalar) -> Unicode.Scalar {
-        (0x41...0x5A).contains(c.value) ? Unicode.Scalar(c.value + 32)! : c
+        (0x41...0x5A).contains(c.value) ? Unicode.Scalar(UInt8(c.value + 32)) : c
     }
 }
