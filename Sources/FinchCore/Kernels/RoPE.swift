@@ -1,0 +1,44 @@
+import Foundation
+
+/// Rotary position embeddings (Su et al. 2021) in HF's `rotate_half` convention: within the
+/// first `rotaryDim` dimensions of each head, dimension i pairs with i + rotaryDim/2; the rest pass
+/// through (Phi's partial rotary). Frequencies are computed in Float32 as transformers does
+/// (`inv_freq = 1 / θ^(2i/d)`, angle = position · inv_freq).
+public struct RoPE: Sendable {
+    public let headDim: Int
+    public let rotaryDim: Int
+    public let theta: Float
+    let inverseFrequencies: [Float]
+
+    public init(headDim: Int, rotaryDim: Int, theta: Float) {
+        precondition(rotaryDim % 2 == 0 && rotaryDim <= headDim)
+        self.headDim = headDim
+        self.rotaryDim = rotaryDim
+        self.theta = theta
+        inverseFrequencies = (0..<(rotaryDim / 2)).map { i in 1 / powf(theta, Float(2 * i) / Float(rotaryDim)) }
+    }
+
+    /// Rotates x: (T, heads, headDim) in place; token t is at `positions[t]`.
+    public func apply(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int>) {
+        let half = rotaryDim / 2
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * half) { table in
+            for t in 0..<tokens {
+                let position = Float(positions[t])
+                for i in 0..<half {
+                    let angle = position * inverseFrequencies[i]
+                    table[i] = Float(cos(Double(angle)))
+                    table[half + i] = Float(sin(Double(angle)))
+                }
+                for h in 0..<heads {
+                    let v = x + (t * heads + h) * headDim
+                    for i in 0..<half {
+                        let a = v[i], b = v[i + half]
+                        let c = table[i], s = table[half + i]
+                        v[i] = a * c - b * s
+                        v[i + half] = b * c + a * s
+                    }
+                }
+            }
+        }
+    }
+}
