@@ -1,0 +1,209 @@
+#if canImport(Accelerate)
+import Accelerate
+#else
+import CBLAS
+#endif
+
+/// A linear layer's weight, shape `[outFeatures, inFeatures]` (PyTorch layout), in its stored form.
+///
+/// The weight is never expanded to Float32 as a whole. Two kinds of kernels run on the stored bytes
+/// (DESIGN.md §3):
+/// - **Few tokens (decode)**: fused matrix-vector kernels read the packed rows and accumulate dot
+///   products in registers, parallel over output rows (`LinearWeight+Decode.swift`).
+/// - **Many tokens (prefill, training)**: panels of rows are dequantized bit-exactly into reusable
+///   scratch and multiplied with `sgemm` (`LinearWeight+Panels.swift`).
+///
+/// Float32 weights go straight to BLAS (`sgemv`/`sgemm`). Results are reproducible run to run for a
+/// given thread count (fixed partitions; every output element is computed by one thread).
+public struct LinearWeight: @unchecked Sendable {
+    /// Where the weight's bytes are and how they are encoded.
+    public enum Storage: @unchecked Sendable {
+        case float32(UnsafePointer<Float>)
+        /// IEEE half, row-major.
+        case float16(UnsafeRawPointer)
+        /// bfloat16, row-major.
+        case bfloat16(UnsafeRawPointer)
+        /// ggml blocks, each row a whole number of blocks along `inFeatures`: F32, F16, BF16, Q8_0,
+        /// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K (`GGMLType.canDequantize`).
+        case ggml(GGMLType, UnsafeRawPointer)
+    }
+
+    /// How the decode kernels multiply block-quantized weights (Q8_0 … Q6_K) by activations.
+    ///
+    /// Float32, F16 and BF16 weights always compute in Float32; so does every call with more
+    /// than `decodeTokenLimit` tokens (dequantized panels and `sgemm`).
+    public enum Arithmetic: Sendable, Equatable {
+        /// As ggml does on CPUs (`ggml_vec_dot_q4_1_q8_1`, `…_q8_0_q8_0`, `…_q4_K_q8_K`): each token's
+        /// activations are rounded to 8-bit integers with one Float32 scale per 32 elements
+        /// (`d = max|x|/127`), products are summed exactly in integers, and each group's sum is
+        /// scaled in Float32. Offsets proportional to the activation sum (`m` of Q4_1/Q5_1, the
+        /// K-quants' mins) use the exact Float32 sum of the activations, so only the `d·q` part
+        /// sees the rounding. Relative error per output ≈ 2^-9·Σ|w·x|/|Σw·x| (see the tests).
+        case quantizedActivations
+        /// Weights dequantized bit-exactly in registers/L1 and multiplied in Float32: the result
+        /// differs from `dequantize` + Float64 dot only by Float32 accumulation. About 2× slower.
+        case float32
+    }
+
+    /// The smallest amount of work, in nanoseconds on one core, that a kernel hands to a
+    /// `ThreadPool` chunk. `ThreadPool.parallelFor` runs chunks with `DispatchQueue.concurrentPerform`,
+    /// whose worker takes ≈ 50 µs to start on these machines (two 100 µs chunks take 153 µs, two
+    /// 50 µs chunks 70 µs, measured with `LinearWeightTests.testBenchmark`), so splitting smaller
+    /// matrix-vector products makes them slower. With persistent, spinning workers this could drop
+    /// to a few microseconds (the SmolLM2 decode step then runs 1.6× faster on 2 threads).
+    public static let minimumChunkNanoseconds = 150_000
+
+    /// The default `decodeTokenLimit` (measured crossover, see `LinearWeightTests.testBenchmark`).
+    public static let defaultDecodeTokenLimit = 8
+
+    public let outFeatures: Int
+    public let inFeatures: Int
+    public let storage: Storage
+    /// Keeps the memory behind `storage` alive (a mapped file, an array box …).
+    public let owner: AnyObject?
+    /// Decode arithmetic for block-quantized weights; `.quantizedActivations` unless set.
+    public var arithmetic: Arithmetic = .quantizedActivations
+    /// Calls with at most this many tokens use the fused decode kernels; more use panels + `sgemm`.
+    public var decodeTokenLimit = LinearWeight.defaultDecodeTokenLimit
+
+    /// The storage as a ggml type and base address (Float32/F16/BF16 cases mapped to F32/F16/BF16).
+    let type: GGMLType
+    let base: UnsafeRawPointer
+    /// Bytes per row of `inFeatures` elements.
+    let rowBytes: Int
+
+    /// - Precondition: the type is supported and `inFeatures` is a whole number of its blocks;
+    ///   the storage holds `outFeatures` rows. (Loaders validate file data before building one.)
+    public init(outFeatures: Int, inFeatures: Int, storage: Storage, owner: AnyObject?) {
+        precondition(outFeatures >= 0 && inFeatures >= 0, "LinearWeight: negative shape [\(outFeatures), \(inFeatures)]")
+        let (type, base): (GGMLType, UnsafeRawPointer) = switch storage {
+        case .float32(let p): (.f32, UnsafeRawPointer(p))
+        case .float16(let p): (.f16, p)
+        case .bfloat16(let p): (.bf16, p)
+        case .ggml(let t, let p): (t, p)
+        }
+        precondition(type.canDequantize,
+                     "LinearWeight: \(type.name) is not supported (supported: \(GGMLType.dequantizable.map(\.name)))")
+        guard let rowBytes = type.byteCount(elements: inFeatures) else {
+            preconditionFailure("LinearWeight: inFeatures \(inFeatures) is not a multiple of \(type.name)'s block of \(type.blockSize)")
+        }
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        self.storage = storage
+        self.owner = owner
+        self.type = type
+        self.base = base
+        self.rowBytes = rowBytes
+    }
+
+    /// Convenience: owns a copy of Float32 values (row-major `[outFeatures, inFeatures]`).
+    public init(outFeatures: Int, inFeatures: Int, float32 values: [Float]) {
+        precondition(values.count == outFeatures * inFeatures,
+                     "LinearWeight: \(values.count) values for shape [\(outFeatures), \(inFeatures)]")
+        let box = FloatBox(values)
+        self.init(outFeatures: outFeatures, inFeatures: inFeatures, storage: .float32(UnsafePointer(box.pointer)), owner: box)
+    }
+
+    /// `y = x·Wᵀ` (`+ y` if `accumulate`).
+    ///
+    /// Shapes: `x: (tokens, inFeatures)` row-major Float32, `y: (tokens, outFeatures)`.
+    public func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>,
+                        accumulate: Bool = false, pool: ThreadPool) {
+        precondition(tokens >= 0)
+        guard tokens > 0, outFeatures > 0 else { return }
+        if inFeatures == 0 {
+            if !accumulate { y.update(repeating: 0, count: tokens * outFeatures) }
+            return
+        }
+        if let w = float32Pointer {
+            LinearBLAS.forward(w, out: outFeatures, in: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate)
+        } else if tokens <= decodeTokenLimit {
+            decodeForward(x, tokens: tokens, into: y, accumulate: accumulate, pool: pool)
+        } else {
+            panelForward(x, tokens: tokens, into: y, accumulate: accumulate, pool: pool)
+        }
+    }
+
+    /// `dx = dy·W` (`+ dx` if `accumulate`), the input gradient of `forward`.
+    ///
+    /// Shapes: `dy: (tokens, outFeatures)` row-major Float32, `dx: (tokens, inFeatures)`.
+    /// Computed in Float32 for every storage type (panels of dequantized rows and `sgemm`).
+    public func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>,
+                              accumulate: Bool = false, pool: ThreadPool) {
+        precondition(tokens >= 0)
+        guard tokens > 0, inFeatures > 0 else { return }
+        if outFeatures == 0 {
+            if !accumulate { dx.update(repeating: 0, count: tokens * inFeatures) }
+            return
+        }
+        if let w = float32Pointer {
+            LinearBLAS.backwardInput(w, out: outFeatures, in: inFeatures, dy: dy, tokens: tokens, dx: dx, accumulate: accumulate)
+        } else {
+            panelBackwardInput(dy, tokens: tokens, into: dx, accumulate: accumulate, pool: pool)
+        }
+    }
+
+    /// Row `r` dequantized to `inFeatures` Float32 values, bit-identical to `GGMLType.dequantize`
+    /// (for embedding lookups: `token_embd` is a `[vocab, hidden]` weight).
+    public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(r >= 0 && r < outFeatures, "LinearWeight.row: \(r) is outside 0..<\(outFeatures)")
+        QuantizedRows.dequantize(type, base + r * rowBytes, count: inFeatures, into: out)
+    }
+
+    /// The weight as an aligned Float32 matrix BLAS can read directly, if it is one.
+    var float32Pointer: UnsafePointer<Float>? {
+        guard type == .f32, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else { return nil }
+        return base.assumingMemoryBound(to: Float.self)
+    }
+}
+
+/// Owns a heap copy of Float32 values for `LinearWeight(outFeatures:inFeatures:float32:)`.
+private final class FloatBox: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    init(_ values: [Float]) {
+        pointer = .allocate(capacity: max(values.count, 1))
+        values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: values.count) }
+    }
+    deinit { pointer.deallocate() }
+}
+
+/// `cblas_sgemm`/`cblas_sgemv` with explicit leading dimensions, for Float32 weights and panels.
+enum LinearBLAS {
+    /// `y(tokens, out) = x(tokens, in)·wᵀ (+ y)`, `w: (out, in)` row-major.
+    static func forward(_ w: UnsafePointer<Float>, out: Int, in k: Int, x: UnsafePointer<Float>, tokens: Int,
+                        y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let beta: Float = accumulate ? 1 : 0
+        if tokens == 1 {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(out), Int32(k), 1, w, Int32(k), x, 1, beta, y, 1)
+        } else {
+            gemmTransposedB(m: tokens, n: out, k: k, a: x, lda: k, b: w, ldb: k, c: y, ldc: out, beta: beta)
+        }
+    }
+
+    /// `dx(tokens, in) = dy(tokens, out)·w (+ dx)`, `w: (out, in)` row-major.
+    static func backwardInput(_ w: UnsafePointer<Float>, out: Int, in k: Int, dy: UnsafePointer<Float>, tokens: Int,
+                              dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let beta: Float = accumulate ? 1 : 0
+        if tokens == 1 {
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(out), Int32(k), 1, w, Int32(k), dy, 1, beta, dx, 1)
+        } else {
+            gemm(m: tokens, n: k, k: out, a: dy, lda: out, b: w, ldb: k, c: dx, ldc: k, beta: beta)
+        }
+    }
+
+    /// `c = a·bᵀ + beta·c` with `a: (m, k)`, `b: (n, k)`, `c: (m, n)`, row-major with leading dimensions.
+    static func gemmTransposedB(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float) {
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+                    1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// `c = a·b + beta·c` with `a: (m, k)`, `b: (k, n)`, `c: (m, n)`, row-major with leading dimensions.
+    static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float) {
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                    1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}

@@ -1,0 +1,614 @@
+import Dispatch
+import FinchCore
+import XCTest
+
+/// `LinearWeight` against a plain reference: the whole matrix dequantized with
+/// `GGMLType.dequantize` (the bit-exact scalar reference), then Float64 loops.
+///
+/// Tolerances, per output element (u = 2^-24, the Float32 unit roundoff):
+/// - **Float32 paths** (F32/F16/BF16 weights, `.float32` arithmetic, every call with more than
+///   `decodeTokenLimit` tokens, `backwardInput`): `|y − ref| ≤ 2·(n + 4)·u·Σ_j |w_j·x_j|`, the
+///   classical worst-case bound for a Float32 dot product of length n (any summation order, with or
+///   without FMA) with a factor 2 of margin. The weights themselves are exact: dequantization is
+///   bit-identical to the reference.
+/// - **Rounded activations** (`.quantizedActivations`, block-quantized weights, few tokens): the
+///   kernel replaces `x_j` by `dx_g·q_j` with `|x_j − dx_g·q_j| ≤ dx_g/2`, `dx_g = max_g|x|/127`,
+///   in the scaled part of each weight only (`w_j = o_g + s_g·c_j`; the offset `o_g` — Q4_1/Q5_1's
+///   `m`, the K-quants' `−dmin·m_j` — multiplies the exact sum of x). So
+///   `|y − ref| ≤ 1.001·Σ_j |w_j − o_g|·dx_g/2 + 2·(groups + 16)·u·Σ_j (|w_j − o_g| + |o_g|)·(|x_j| + dx_g)`,
+///   the second term covering the Float32 scaling and accumulation of the exact integer group sums.
+///   This is ggml's error model (its `q8_0`/`q8_1`/`q8_K` activations round the same way).
+final class LinearWeightTests: XCTestCase {
+    private static let allTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K]
+    private static let tokenCounts = [1, 2, 3, 5, 64, 130]
+
+    func testForwardBackwardAndRowsForEveryStorageType() {
+        var rng = SplitMix64(seed: 0x5EED)
+        let pool = ThreadPool(threads: 2)
+        for type in Self.allTypes {
+            let fixture = Fixture(type: type, out: 67, in: 512, rng: &rng)
+            for variant in fixture.variants() {
+                check(fixture, variant, tokenCounts: Self.tokenCounts, pool: pool, rng: &rng)
+            }
+            checkRows(fixture)
+        }
+    }
+
+    func testOddShapesThreadCountsAndSeveralPanels() {
+        var rng = SplitMix64(seed: 0x0DD)
+        for type in Self.allTypes {
+            let inFeatures = type.blockSize == 256 ? 256 : (type.blockSize == 32 ? 96 : 37)
+            let fixture = Fixture(type: type, out: 13, in: inFeatures, rng: &rng)
+            for threads in [1, 3] {
+                for variant in fixture.variants() {
+                    check(fixture, variant, tokenCounts: [1, 2, 5, 9], pool: ThreadPool(threads: threads), rng: &rng)
+                }
+            }
+            checkRows(fixture)
+        }
+        // 4111 × 256 Float32 is more than the 4 MiB panel budget: two panels, the second of 15 rows.
+        for type in [GGMLType.q4_1, .q6_K] {
+            let fixture = Fixture(type: type, out: 4111, in: 256, rng: &rng)
+            check(fixture, fixture.variants()[0], tokenCounts: [1, 64], pool: ThreadPool(threads: 3), rng: &rng)
+        }
+    }
+
+    /// Every output element is computed by one thread, whatever the partition: same bits for any pool.
+    func testDecodeIsIdenticalForAnyThreadCount() {
+        var rng = SplitMix64(seed: 7)
+        for type in Self.allTypes {
+            let fixture = Fixture(type: type, out: 101, in: 256, rng: &rng)
+            let x = (0..<(3 * 256)).map { _ in Float.random(in: -1...1, using: &rng) }
+            var results: [[Float]] = []
+            for threads in [1, 2, 3] {
+                var y = [Float](repeating: 0, count: 3 * 101)
+                fixture.weight(fixture.variants()[0]).forward(x, tokens: 3, into: &y, pool: ThreadPool(threads: threads))
+                results.append(y)
+            }
+            XCTAssertEqual(results[0].map(\.bitPattern), results[1].map(\.bitPattern), "\(type.name)")
+            XCTAssertEqual(results[0].map(\.bitPattern), results[2].map(\.bitPattern), "\(type.name)")
+        }
+    }
+
+    func testNonFiniteActivationsGiveNaN() {
+        var rng = SplitMix64(seed: 11)
+        for type in [GGMLType.q8_0, .q4_1, .q6_K] {
+            let fixture = Fixture(type: type, out: 5, in: 256, rng: &rng)
+            var x = (0..<256).map { _ in Float.random(in: -1...1, using: &rng) }
+            x[100] = .nan
+            var y = [Float](repeating: 0, count: 5)
+            fixture.weight(fixture.variants()[0]).forward(x, tokens: 1, into: &y, pool: .serial)
+            XCTAssertTrue(y.allSatisfy(\.isNaN), "\(type.name): \(y)")
+        }
+    }
+
+    /// The checker itself: a correct result passes, and moving one expected value by a few
+    /// tolerances (or a NaN output) is reported.
+    func testCheckerRejectsAMutatedExpectedValue() {
+        var rng = SplitMix64(seed: 3)
+        let fixture = Fixture(type: .q4_1, out: 16, in: 64, rng: &rng)
+        let x = (0..<64).map { _ in Float.random(in: -1...1, using: &rng) }
+        var y = [Float](repeating: 0, count: 16)
+        let weight = fixture.weight(fixture.variants()[0])
+        weight.forward(x, tokens: 1, into: &y, pool: .serial)
+        let reference = fixture.forwardReference(x, tokens: 1, roundedActivations: true)
+        XCTAssertTrue(mismatches(y, reference.values, reference.tolerances).isEmpty)
+        var mutated = reference.values
+        mutated[5] += 3 * reference.tolerances[5] + 1e-6
+        XCTAssertEqual(mismatches(y, mutated, reference.tolerances).map(\.index), [5])
+        var corrupted = y
+        corrupted[2] = .nan
+        XCTAssertEqual(mismatches(corrupted, reference.values, reference.tolerances).map(\.index), [2])
+    }
+
+    // MARK: - Checks
+
+    private func check(_ fixture: Fixture, _ variant: Variant, tokenCounts: [Int], pool: ThreadPool,
+                       rng: inout SplitMix64) {
+        let weight = fixture.weight(variant)
+        let (out, inFeatures) = (fixture.out, fixture.inFeatures)
+        for tokens in tokenCounts {
+            let context = "\(fixture.type.name) \(variant) [\(out), \(inFeatures)] tokens \(tokens) threads \(pool.threads)"
+            // Activations with a few outliers, as transformer activations have.
+            var x = (0..<(tokens * inFeatures)).map { _ in Float.random(in: -1...1, using: &rng) }
+            for i in stride(from: 17, to: x.count, by: 389) { x[i] *= 40 }
+            let rounded = fixture.type.blockSize > 1 && variant.arithmetic == .quantizedActivations
+                && tokens <= weight.decodeTokenLimit
+            let reference = fixture.forwardReference(x, tokens: tokens, roundedActivations: rounded)
+
+            var y = [Float](repeating: .nan, count: tokens * out)
+            weight.forward(x, tokens: tokens, into: &y, pool: pool)
+            assertClose(y, reference.values, reference.tolerances, context + " forward")
+
+            if rounded {
+                // Activations the 8-bit rounding represents exactly (x = k·2^e per group, |k| ≤ 127,
+                // one |k| = 127): only Float32 rounding remains, so lane-order or bit-unpacking
+                // mistakes in the integer kernels cannot hide inside the rounding bound.
+                var exact = [Float](repeating: 0, count: tokens * inFeatures)
+                for g in 0..<(exact.count / 32) {
+                    let scale = Float(sign: .plus, exponent: Int.random(in: -9...2, using: &rng), significand: 1)
+                    for j in 0..<32 { exact[32 * g + j] = Float(Int.random(in: -127...127, using: &rng)) * scale }
+                    exact[32 * g + Int.random(in: 0..<32, using: &rng)] = (Bool.random(using: &rng) ? 127 : -127) * scale
+                }
+                let exactReference = fixture.forwardReference(exact, tokens: tokens, roundedActivations: true, exactActivations: true)
+                weight.forward(exact, tokens: tokens, into: &y, pool: pool)
+                assertClose(y, exactReference.values, exactReference.tolerances, context + " forward, exactly rounded activations")
+            }
+
+            // accumulate: y = y0 + x·Wᵀ, one more rounding of |y0| + |x·Wᵀ|.
+            let y0 = (0..<(tokens * out)).map { _ in Float.random(in: -2...2, using: &rng) }
+            var y1 = y0
+            weight.forward(x, tokens: tokens, into: &y1, accumulate: true, pool: pool)
+            let expected = zip(y0, reference.values).map { Double($0) + $1 }
+            let tolerances = (0..<y0.count).map { reference.tolerances[$0] + 0x1p-23 * (abs(Double(y0[$0])) + reference.magnitudes[$0]) }
+            assertClose(y1, expected, tolerances, context + " forward accumulate")
+
+            let dy = (0..<(tokens * out)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let backward = fixture.backwardReference(dy, tokens: tokens)
+            var dx = [Float](repeating: .nan, count: tokens * inFeatures)
+            weight.backwardInput(dy, tokens: tokens, into: &dx, pool: pool)
+            assertClose(dx, backward.values, backward.tolerances, context + " backwardInput")
+            let dx0 = (0..<(tokens * inFeatures)).map { _ in Float.random(in: -2...2, using: &rng) }
+            var dx1 = dx0
+            weight.backwardInput(dy, tokens: tokens, into: &dx1, accumulate: true, pool: pool)
+            assertClose(dx1, zip(dx0, backward.values).map { Double($0) + $1 },
+                        (0..<dx0.count).map { backward.tolerances[$0] + 0x1p-23 * (abs(Double(dx0[$0])) + backward.magnitudes[$0]) },
+                        context + " backwardInput accumulate")
+        }
+    }
+
+    /// `row(r)` is bit-identical to the reference dequantization, for every storage variant.
+    private func checkRows(_ fixture: Fixture) {
+        for variant in fixture.variants() {
+            let weight = fixture.weight(variant)
+            var row = [Float](repeating: .nan, count: fixture.inFeatures)
+            for r in 0..<fixture.out {
+                weight.row(r, into: &row)
+                let expected = fixture.dequantized[(r * fixture.inFeatures)..<((r + 1) * fixture.inFeatures)]
+                if row.map(\.bitPattern) != expected.map(\.bitPattern) {
+                    XCTFail("\(fixture.type.name) \(variant) row \(r) differs from GGMLType.dequantize")
+                    return
+                }
+            }
+        }
+    }
+
+    private func assertClose(_ got: [Float], _ expected: [Double], _ tolerances: [Double], _ context: String,
+                             file: StaticString = #filePath, line: UInt = #line) {
+        let bad = mismatches(got, expected, tolerances)
+        if ProcessInfo.processInfo.environment["FINCH_TOLERANCE_REPORT"] == "1" {
+            let worst = got.indices.map { abs(Double(got[$0]) - expected[$0]) / max(tolerances[$0], .leastNonzeroMagnitude) }.max() ?? 0
+            print(String(format: "%@: worst error / tolerance = %.3g", context, worst))
+        }
+        guard !bad.isEmpty else { return }
+        let worst = bad.sorted { $0.excess > $1.excess }.prefix(4).map {
+            "[\($0.index)] got \($0.got) expected \($0.expected) ± \($0.tolerance)"
+        }
+        XCTFail("\(context): \(bad.count) of \(got.count) outside tolerance; worst: \(worst.joined(separator: "; "))",
+                file: file, line: line)
+    }
+
+    // MARK: - Benchmarks (printed with FINCH_BENCH=1, never asserted)
+
+    /// With `FINCH_BENCH=1`, prints decode and prefill throughput (median of several runs) for the
+    /// shapes of SmolLM2-135M and a whole-model decode step; otherwise runs the same harness once on
+    /// small shapes and checks its results, so the code stays compiled and correct.
+    func testBenchmark() {
+        let bench = ProcessInfo.processInfo.environment["FINCH_BENCH"] == "1"
+        var rng = SplitMix64(seed: 99)
+        let pool = ThreadPool(threads: bench ? 2 : 1)
+        let shapes = bench ? [(576, 576), (1536, 576), (576, 1536), (49152, 576)] : [(40, 64)]
+        let decodeTypes: [GGMLType] = [.q4_1, .q8_0, .q4_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32]
+        if bench { print("decode, 1 token, \(pool.threads) threads: µs, weight GB/s, GFLOP/s") }
+        for (out, inFeatures) in shapes {
+            for type in decodeTypes where inFeatures % type.blockSize == 0 {
+                let weights = BenchWeights(type: type, out: out, in: inFeatures, copies: 1, rng: &rng)
+                let x = (0..<inFeatures).map { _ in Float.random(in: -1...1, using: &rng) }
+                var y = [Float](repeating: 0, count: out)
+                let arithmetics: [LinearWeight.Arithmetic] = type.blockSize > 1 ? [.quantizedActivations, .float32] : [.float32]
+                for arithmetic in arithmetics {
+                    var weight = weights.weights[0]
+                    weight.arithmetic = arithmetic
+                    let ns = median(bench ? 30 : 1) { weight.forward(x, tokens: 1, into: &y, pool: pool) }
+                    if bench {
+                        print(String(format: "  %@ %@ %5d×%-5d %8.1f µs %6.2f GB/s %6.2f GFLOP/s", type.name.padding(toLength: 4, withPad: " ", startingAt: 0),
+                                     arithmetic == .float32 ? "f32 " : "int8", out, inFeatures, ns / 1000,
+                                     Double(weights.bytesPerCopy) / ns, 2 * Double(out * inFeatures) / ns))
+                    } else {
+                        XCTAssertTrue(y.allSatisfy(\.isFinite), "\(type.name) benchmark harness")
+                    }
+                }
+            }
+        }
+
+        // The whole SmolLM2-135M decode step: 30 layers of Q4_1 q/k/v/o/gate/up/down and the Q8_0
+        // tied lm_head, each layer its own memory (the model does not fit in the caches).
+        let layers = bench ? 30 : 1
+        let hidden = bench ? 576 : 64, kv = bench ? 192 : 32, inter = bench ? 1536 : 96, vocab = bench ? 49152 : 128
+        let projections = [(hidden, hidden), (kv, hidden), (kv, hidden), (hidden, hidden), (inter, hidden), (inter, hidden), (hidden, inter)]
+        let stack = projections.map { BenchWeights(type: .q4_1, out: $0.0, in: $0.1, copies: layers, rng: &rng) }
+        let head = BenchWeights(type: .q8_0, out: vocab, in: hidden, copies: 1, rng: &rng)
+        let x = (0..<inter).map { _ in Float.random(in: -1...1, using: &rng) }
+        var y = [Float](repeating: 0, count: vocab)
+        for threads in bench ? [1, 2] : [1] {
+            let modelPool = ThreadPool(threads: threads)
+            let ns = median(bench ? 15 : 1) {
+                for layer in 0..<layers {
+                    for projection in stack { projection.weights[layer].forward(x, tokens: 1, into: &y, pool: modelPool) }
+                }
+                head.weights[0].forward(x, tokens: 1, into: &y, pool: modelPool)
+            }
+            if bench {
+                let bytes = stack.reduce(0) { $0 + $1.bytesPerCopy } * layers + head.bytesPerCopy
+                print(String(format: "SmolLM2-135M linear layers, 1 token, %d threads: %.2f ms/token = %.1f tokens/s, %.2f GB/s",
+                             threads, ns / 1e6, 1e9 / ns, Double(bytes) / ns))
+            }
+        }
+
+        // Prefill: 512 tokens through dequantized panels + sgemm (and F32 sgemm directly).
+        let tokens = bench ? 512 : 20
+        if bench { print("prefill, \(tokens) tokens, \(pool.threads) threads: ms, GFLOP/s") }
+        for (out, inFeatures) in shapes {
+            for type in [GGMLType.q4_1, .q8_0, .q4_K, .q6_K, .f16, .bf16, .f32] where inFeatures % type.blockSize == 0 {
+                let weights = BenchWeights(type: type, out: out, in: inFeatures, copies: 1, rng: &rng)
+                let x = (0..<(tokens * inFeatures)).map { _ in Float.random(in: -1...1, using: &rng) }
+                var y = [Float](repeating: 0, count: tokens * out)
+                let weight = weights.weights[0]
+                let ns = median(bench ? 7 : 1) { weight.forward(x, tokens: tokens, into: &y, pool: pool) }
+                var dx = [Float](repeating: 0, count: tokens * inFeatures)
+                let nsBackward = median(bench ? 5 : 1) { weight.backwardInput(y, tokens: tokens, into: &dx, pool: pool) }
+                if bench {
+                    let flops = 2 * Double(tokens * out * inFeatures)
+                    print(String(format: "  %@ %5d×%-5d forward %8.2f ms %6.1f GFLOP/s   backwardInput %8.2f ms %6.1f GFLOP/s",
+                                 type.name.padding(toLength: 4, withPad: " ", startingAt: 0), out, inFeatures,
+                                 ns / 1e6, flops / ns, nsBackward / 1e6, flops / nsBackward))
+                } else {
+                    XCTAssertTrue(y.allSatisfy(\.isFinite) && dx.allSatisfy(\.isFinite), "\(type.name) benchmark harness")
+                }
+            }
+        }
+
+        // Where fused decode kernels stop beating panels + sgemm (sets `defaultDecodeTokenLimit`).
+        if bench {
+            print("crossover, 1536×576: fused µs / panels µs per call")
+            for type in [GGMLType.q4_1, .q8_0, .bf16, .f16] {
+                let weights = BenchWeights(type: type, out: 1536, in: 576, copies: 1, rng: &rng)
+                for tokens in [1, 2, 4, 8, 12, 16, 32] {
+                    let x = (0..<(tokens * 576)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    var y = [Float](repeating: 0, count: tokens * 1536)
+                    var fused = weights.weights[0], panels = fused
+                    fused.decodeTokenLimit = .max
+                    panels.decodeTokenLimit = 0
+                    let a = median(15) { fused.forward(x, tokens: tokens, into: &y, pool: pool) }
+                    let b = median(15) { panels.forward(x, tokens: tokens, into: &y, pool: pool) }
+                    print(String(format: "  %@ tokens %3d: %8.1f / %8.1f", type.name, tokens, a / 1000, b / 1000))
+                }
+            }
+        }
+    }
+
+    private func median(_ runs: Int, _ body: () -> Void) -> Double {
+        body() // warm-up: caches, scratch buffers, OpenBLAS threads
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start))
+        }
+        return times.sorted()[times.count / 2]
+    }
+}
+
+// MARK: - Checker
+
+private struct Mismatch {
+    var index: Int
+    var got: Float
+    var expected: Double
+    var tolerance: Double
+    var excess: Double { got.isNaN ? .infinity : abs(Double(got) - expected) / max(tolerance, .leastNonzeroMagnitude) }
+}
+
+/// Elements with `|got − expected| > tolerance`; NaN outputs always count.
+private func mismatches(_ got: [Float], _ expected: [Double], _ tolerances: [Double]) -> [Mismatch] {
+    precondition(got.count == expected.count && got.count == tolerances.count)
+    var bad: [Mismatch] = []
+    for i in got.indices where !(abs(Double(got[i]) - expected[i]) <= tolerances[i]) {
+        bad.append(Mismatch(index: i, got: got[i], expected: expected[i], tolerance: tolerances[i]))
+    }
+    return bad
+}
+
+// MARK: - Fixtures
+
+/// How a fixture is handed to `LinearWeight`.
+private struct Variant: CustomStringConvertible {
+    enum Kind { case ggml, typed, unaligned }
+    var kind: Kind
+    var arithmetic: LinearWeight.Arithmetic
+    var description: String { "\(kind)/\(arithmetic == .float32 ? "float32" : "int8")" }
+}
+
+/// Owns raw weight bytes (optionally at an odd address, as data in a mapped file may be).
+private final class ByteBox {
+    let storage: UnsafeMutableRawPointer
+    let pointer: UnsafeMutableRawPointer
+    init(_ bytes: [UInt8], offset: Int = 0) {
+        storage = .allocate(byteCount: bytes.count + 64, alignment: 64)
+        pointer = storage + offset
+        bytes.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    }
+    deinit { storage.deallocate() }
+}
+
+private struct Fixture {
+    let type: GGMLType
+    let out: Int
+    let inFeatures: Int
+    let bytes: [UInt8]
+    /// The reference: `GGMLType.dequantize` of the whole matrix.
+    let dequantized: [Float]
+    /// `o_g` for each row and 32-element group: the part of each weight not scaled by its code.
+    let offsets: [Float]
+    private let boxes: [ByteBox]
+
+    init(type: GGMLType, out: Int, in inFeatures: Int, rng: inout SplitMix64) {
+        self.type = type
+        self.out = out
+        self.inFeatures = inFeatures
+        var values = [Float](repeating: 0, count: out * inFeatures)
+        for r in 0..<out {
+            // Rows of different magnitudes, and a few rows with an offset, as real layers have.
+            let scale = Float.random(in: 0.02...0.3, using: &rng)
+            let shift: Float = r % 5 == 0 ? 0.1 : 0
+            for j in 0..<inFeatures { values[r * inFeatures + j] = Float.random(in: -scale...scale, using: &rng) + shift }
+        }
+        var bytes = Reference.encode(values, type: type, rng: &rng)
+        Reference.addEdgeCases(&bytes, type: type, rng: &rng)
+        self.bytes = bytes
+        var dequantized = [Float](repeating: 0, count: out * inFeatures)
+        bytes.withUnsafeBytes { type.dequantize($0.baseAddress!, count: out * inFeatures, into: &dequantized) }
+        self.dequantized = dequantized
+        offsets = Reference.groupOffsets(bytes, type: type, out: out, in: inFeatures)
+        boxes = [ByteBox(bytes), ByteBox(bytes, offset: 1)]
+    }
+
+    func variants() -> [Variant] {
+        switch type {
+        case .f32: [Variant(kind: .typed, arithmetic: .float32), Variant(kind: .ggml, arithmetic: .float32),
+                    Variant(kind: .unaligned, arithmetic: .float32)]
+        case .f16, .bf16: [Variant(kind: .typed, arithmetic: .float32), Variant(kind: .ggml, arithmetic: .float32)]
+        default: [Variant(kind: .ggml, arithmetic: .quantizedActivations), Variant(kind: .ggml, arithmetic: .float32)]
+        }
+    }
+
+    func weight(_ variant: Variant) -> LinearWeight {
+        let box = variant.kind == .unaligned ? boxes[1] : boxes[0]
+        let p = UnsafeRawPointer(box.pointer)
+        let storage: LinearWeight.Storage = switch (variant.kind, type) {
+        case (.typed, .f32): .float32(p.assumingMemoryBound(to: Float.self))
+        case (.typed, .f16): .float16(p)
+        case (.typed, .bf16): .bfloat16(p)
+        default: .ggml(type, p)
+        }
+        var weight = LinearWeight(outFeatures: out, inFeatures: self.inFeatures, storage: storage, owner: box)
+        weight.arithmetic = variant.arithmetic
+        return weight
+    }
+
+    /// `ref = x·Wᵀ` in Float64, with the tolerances described on `LinearWeightTests`.
+    func forwardReference(_ x: [Float], tokens: Int, roundedActivations: Bool, exactActivations: Bool = false)
+        -> (values: [Double], tolerances: [Double], magnitudes: [Double]) {
+        let n = self.inFeatures, groups = n / 32
+        var values = [Double](repeating: 0, count: tokens * out)
+        var tolerances = values, magnitudes = values
+        for t in 0..<tokens {
+            let xt = Array(x[(t * n)..<((t + 1) * n)])
+            let dx = roundedActivations ? (0..<groups).map { g in
+                Double(xt[(32 * g)..<(32 * g + 32)].map { abs($0) }.max()!) / 127
+            } : []
+            for r in 0..<out {
+                var sum = 0.0, magnitude = 0.0, rounding = 0.0, scaled = 0.0
+                for j in 0..<n {
+                    let w = Double(dequantized[r * n + j])
+                    sum += w * Double(xt[j])
+                    magnitude += abs(w * Double(xt[j]))
+                    if roundedActivations {
+                        let o = Double(offsets[r * groups + j / 32])
+                        rounding += abs(w - o) * dx[j / 32] / 2
+                        scaled += (abs(w - o) + abs(o)) * (abs(Double(xt[j])) + dx[j / 32])
+                    }
+                }
+                values[t * out + r] = sum
+                magnitudes[t * out + r] = magnitude
+                tolerances[t * out + r] = roundedActivations
+                    ? (exactActivations ? 0 : 1.001 * rounding) + 2 * Double(groups + 16) * 0x1p-24 * scaled
+                    : 2 * Double(n + 4) * 0x1p-24 * magnitude
+            }
+        }
+        return (values, tolerances, magnitudes)
+    }
+
+    /// `ref = dy·W` in Float64 (always a Float32 path).
+    func backwardReference(_ dy: [Float], tokens: Int) -> (values: [Double], tolerances: [Double], magnitudes: [Double]) {
+        let n = self.inFeatures
+        var values = [Double](repeating: 0, count: tokens * n)
+        var magnitudes = values
+        for t in 0..<tokens {
+            for r in 0..<out {
+                let g = Double(dy[t * out + r])
+                for j in 0..<n {
+                    let w = Double(dequantized[r * n + j])
+                    values[t * n + j] += g * w
+                    magnitudes[t * n + j] += abs(g * w)
+                }
+            }
+        }
+        return (values, magnitudes.map { 2 * Double(out + 4) * 0x1p-24 * $0 }, magnitudes)
+    }
+}
+
+/// Encoders following reference/formats.md §4.6 ("Reference quantizers") for Q8_0/Q4_0/Q4_1,
+/// random valid blocks (finite f16 scales) for the others.
+private enum Reference {
+    static func encode(_ values: [Float], type: GGMLType, rng: inout SplitMix64) -> [UInt8] {
+        var bytes: [UInt8] = []
+        switch type {
+        case .f32:
+            for v in values { appendLE(&bytes, v.bitPattern) }
+        case .f16:
+            for (i, v) in values.enumerated() {
+                // Some subnormal halves and a negative zero, to exercise the exact conversion.
+                var h = HalfPrecision.half(from: v)
+                if i % 97 == 3 { h = UInt16.random(in: 1...0x03FF, using: &rng) | (i % 2 == 0 ? 0x8000 : 0) }
+                if i == 10 { h = 0x8000 }
+                appendLE(&bytes, h)
+            }
+        case .bf16:
+            for v in values { appendLE(&bytes, HalfPrecision.bfloat16(from: v)) }
+        case .q8_0:
+            for b in stride(from: 0, to: values.count, by: 32) {
+                let x = values[b..<(b + 32)]
+                let amax = x.map { abs($0) }.max()!
+                let d = amax / 127
+                let id: Float = d != 0 ? 1 / d : 0
+                appendLE(&bytes, HalfPrecision.half(from: d))
+                for v in x { bytes.append(UInt8(bitPattern: Int8((v * id).rounded()))) }
+            }
+        case .q4_0:
+            for b in stride(from: 0, to: values.count, by: 32) {
+                let x = Array(values[b..<(b + 32)])
+                let max = x.max { abs($0) < abs($1) }!
+                let d = max / -8
+                let id: Float = d != 0 ? 1 / d : 0
+                appendLE(&bytes, HalfPrecision.half(from: d))
+                let q = x.map { UInt8(min(15, Int8(($0 * id + 8.5).rounded(.towardZero)))) }
+                for j in 0..<16 { bytes.append(q[j] | (q[j + 16] << 4)) }
+            }
+        case .q4_1:
+            for b in stride(from: 0, to: values.count, by: 32) {
+                let x = Array(values[b..<(b + 32)])
+                let lo = x.min()!, hi = x.max()!
+                let d = (hi - lo) / 15
+                let id: Float = d != 0 ? 1 / d : 0
+                appendLE(&bytes, HalfPrecision.half(from: d))
+                appendLE(&bytes, HalfPrecision.half(from: lo))
+                let q = x.map { UInt8(min(15, Int8((($0 - lo) * id + 0.5).rounded(.towardZero)))) }
+                for j in 0..<16 { bytes.append(q[j] | (q[j + 16] << 4)) }
+            }
+        default:
+            let blocks = values.count / type.blockSize
+            for _ in 0..<blocks {
+                var block = (0..<type.typeSize).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                let d = HalfPrecision.half(from: Float.random(in: 0.001...0.01, using: &rng))
+                let m = HalfPrecision.half(from: Float.random(in: 0.001...0.02, using: &rng) * (type == .q5_1 ? -1 : 1))
+                switch type {
+                case .q5_0: setLE(&block, 0, d)
+                case .q5_1, .q4_K, .q5_K: setLE(&block, 0, d); setLE(&block, 2, m)
+                case .q6_K: setLE(&block, 208, d)
+                default: preconditionFailure()
+                }
+                bytes += block
+            }
+        }
+        return bytes
+    }
+
+    /// A block with a zero scale and one with a subnormal scale (quantized types).
+    static func addEdgeCases(_ bytes: inout [UInt8], type: GGMLType, rng: inout SplitMix64) {
+        guard type.blockSize > 1 else { return }
+        let blocks = bytes.count / type.typeSize
+        let scaleOffset = type == .q6_K ? 208 : 0
+        setLE(&bytes, 1 * type.typeSize + scaleOffset, UInt16(0))
+        if blocks > 2 { setLE(&bytes, 2 * type.typeSize + scaleOffset, UInt16(0x0123)) }
+    }
+
+    /// The offset `o_g` of each row's 32-element groups (see `LinearWeightTests`).
+    static func groupOffsets(_ bytes: [UInt8], type: GGMLType, out: Int, in n: Int) -> [Float] {
+        let groups = n / 32
+        guard type.blockSize > 1 else { return [Float](repeating: 0, count: out * max(groups, 0)) }
+        var offsets = [Float](repeating: 0, count: out * groups)
+        let rowBytes = n / type.blockSize * type.typeSize
+        for r in 0..<out {
+            for g in 0..<groups {
+                switch type {
+                case .q4_1, .q5_1:
+                    let block = r * rowBytes + g * type.typeSize
+                    offsets[r * groups + g] = HalfPrecision.float(fromHalf: UInt16(bytes[block + 2]) | UInt16(bytes[block + 3]) << 8)
+                case .q4_K, .q5_K:
+                    let block = r * rowBytes + (g / 8) * type.typeSize
+                    let dmin = HalfPrecision.float(fromHalf: UInt16(bytes[block + 2]) | UInt16(bytes[block + 3]) << 8)
+                    let s = Array(bytes[(block + 4)..<(block + 16)])
+                    let j = g % 8
+                    let m = j < 4 ? s[j + 4] & 63 : (s[j + 4] >> 4) | ((s[j] >> 6) << 4)
+                    offsets[r * groups + g] = -(dmin * Float(m))
+                default:
+                    break
+                }
+            }
+        }
+        return offsets
+    }
+
+    static func appendLE<T: FixedWidthInteger>(_ bytes: inout [UInt8], _ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
+    }
+
+    static func setLE(_ bytes: inout [UInt8], _ offset: Int, _ value: UInt16) {
+        bytes[offset] = UInt8(value & 0xFF)
+        bytes[offset + 1] = UInt8(value >> 8)
+    }
+}
+
+/// Random valid weights for benchmarks (random codes, finite scales), in `copies` separate buffers.
+private struct BenchWeights {
+    let weights: [LinearWeight]
+    let bytesPerCopy: Int
+
+    init(type: GGMLType, out: Int, in n: Int, copies: Int, rng: inout SplitMix64) {
+        let rowBytes = n / type.blockSize * type.typeSize
+        bytesPerCopy = out * rowBytes
+        var weights: [LinearWeight] = []
+        for _ in 0..<copies {
+            var bytes = [UInt8](repeating: 0, count: bytesPerCopy)
+            bytes.withUnsafeMutableBytes { raw in
+                let words = raw.bindMemory(to: UInt64.self)
+                for i in words.indices { words[i] = rng.next() }
+                for i in (words.count * 8)..<raw.count { raw[i] = UInt8(truncatingIfNeeded: rng.next()) }
+            }
+            switch type {
+            case .f32:
+                for i in stride(from: 0, to: bytes.count, by: 4) { bytes[i + 3] = (bytes[i + 3] & 0x80) | 0x3E } // |w| < 0.5
+            case .f16:
+                for i in stride(from: 0, to: bytes.count, by: 2) { bytes[i + 1] = (bytes[i + 1] & 0x83) | 0x34 }
+            case .bf16:
+                for i in stride(from: 0, to: bytes.count, by: 2) { bytes[i + 1] = (bytes[i + 1] & 0x80) | 0x3E }
+            default:
+                let scaleOffsets: [Int] = switch type {
+                case .q6_K: [208]
+                case .q4_1, .q5_1, .q4_K, .q5_K: [0, 2]
+                default: [0]
+                }
+                for b in stride(from: 0, to: bytes.count, by: type.typeSize) {
+                    for offset in scaleOffsets { Reference.setLE(&bytes, b + offset, 0x2000 | UInt16(bytes[b + offset] & 0xFF)) }
+                }
+            }
+            let box = ByteBox(bytes)
+            weights.append(LinearWeight(outFeatures: out, inFeatures: n, storage: .ggml(type, box.pointer), owner: box))
+        }
+        self.weights = weights
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so failures reproduce.
+private struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
