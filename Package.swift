@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "FinchFormats", targets: ["FinchFormats"]),
         .library(name: "FinchJinja", targets: ["FinchJinja"]),
         .library(name: "FinchTokenizers", targets: ["FinchTokenizers"]),
+        .library(name: "FinchModels", targets: ["FinchModels"]),
+        .library(name: "FinchGeneration", targets: ["FinchGeneration"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,10 +35,12 @@ let package = Package(
         // A Jinja2 interpreter for chat templates: generic, so it is its own module under FinchTokenizers.
         .target(name: "FinchJinja"),
         .target(name: "FinchTokenizers", dependencies: ["FinchCore", "FinchFormats", "FinchJinja"]),
+        .target(name: "FinchModels", dependencies: ["FinchCore", "FinchFormats"]),
+        .target(name: "FinchGeneration", dependencies: ["FinchCore", "FinchFormats", "FinchTokenizers", "FinchModels"]),
         .executableTarget(
             name: "finch",
             dependencies: [
-                "FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers",
+                "FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels", "FinchGeneration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -50,6 +54,11 @@ let package = Package(
         .testTarget(
             name: "FinchTokenizersTests",
             dependencies: ["FinchCore", "FinchFormats", "FinchTokenizers"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "FinchModelsTests",
+            dependencies: ["FinchCore", "FinchFormats", "FinchTokenizers", "FinchModels", "FinchGeneration"],
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats"]),

@@ -1,5 +1,7 @@
 import ArgumentParser
 import FinchFormats
+import FinchGeneration
+import FinchModels
 import FinchJinja
 import FinchTokenizers
 import Foundation
@@ -59,6 +61,12 @@ enum CLI {
         do {
             try body()
         } catch let error as FormatError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode.failure
+        } catch let error as ModelError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode.failure
+        } catch let error as GenerationError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode.failure
         } catch let error as TokenizerError {

@@ -162,9 +162,46 @@ final class CLITests: XCTestCase {
         assertOneLineError(try finch(["tokenize", model, "--file", dir + "/missing.txt"]), naming: dir + "/missing.txt", "cannot read")
     }
 
+    func testGenerateAndChat() throws {
+        var r = try finch(["generate", "--prompt", "The capital of France is", "--max-new-tokens", "8", "--threads", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.hasPrefix(" Paris"), r.stdout) // transformers' greedy continuation (formats.md §7)
+        XCTAssertTrue(r.stderr.contains("tokens/s"), r.stderr)
+        r = try finch(["generate", "--prompt", ""])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("the prompt is empty"), r.stderr)
+        r = try finch(["generate", "--prompt", "x", "--top-p", "1.5"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("top_p must be in (0, 1]"), r.stderr)
+        r = try finch(["generate", "--prompt", "x", "--temperature", "-1"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("temperature"), r.stderr)
+
+        // finch chat from a pipe: two turns, a reset, a system message, exit.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.finchPath)
+        process.arguments = ["chat", "--max-new-tokens", "12", "--threads", "2"]
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        input.fileHandleForWriting.write(Data("What is the capital of France?\nAnd of Italy?\n/reset\n/system Answer in one word.\nHi\n/bogus\n/exit\n".utf8))
+        try input.fileHandleForWriting.close()
+        let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, err)
+        XCTAssertTrue(out.contains("Paris"), out)
+        XCTAssertTrue(err.contains("conversation cleared"), err)
+        XCTAssertTrue(err.contains("unknown command /bogus"), err)
+        // Three replies (the /reset in between does not produce one).
+        XCTAssertEqual(err.components(separatedBy: "prefill").count - 1, 3, err)
+    }
+
     func testHelpListsTheCommands() throws {
         let r = try finch(["--help"])
         XCTAssertEqual(r.status, 0)
-        for command in ["pull", "inspect", "tokenize"] { XCTAssertTrue(r.stdout.contains(command), r.stdout) }
+        for command in ["pull", "inspect", "tokenize", "generate", "chat"] { XCTAssertTrue(r.stdout.contains(command), r.stdout) }
     }
 }

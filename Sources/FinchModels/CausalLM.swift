@@ -1,0 +1,120 @@
+import FinchCore
+import FinchFormats
+
+/// A decoder-only language model ready to run: Llama family (Llama, SmolLM2, TinyLlama, Mistral,
+/// Qwen2) or Phi (Phi-1.5, Phi-2), loaded from any `ModelSource` with weights kept in their stored
+/// types. Forward passes take tokens at the cache's next positions and return logits.
+public final class CausalLM: @unchecked Sendable {
+    // @unchecked: weights are immutable after load; per-sequence state lives in KVCache.
+    public let configuration: ModelConfiguration
+    public let path: String
+    let embedding: LinearWeight
+    let blocks: [DecoderBlock]
+    let finalNorm: Norm
+    let lmHead: LinearWeight
+    let lmHeadBias: [Float]?
+    let rope: RoPE
+    let source: ModelSource
+
+    public var vocabularySize: Int { configuration.vocabSize }
+    public var contextLength: Int { configuration.maxPositionEmbeddings }
+
+    /// Loads the weights of `source` (mapped, not copied, where the storage allows).
+    /// - Parameter quantizedActivations: multiply block-quantized weights by activations rounded
+    ///   to 8 bits, as llama.cpp does: faster decoding, but logits no longer match transformers
+    ///   to 1e-3 (the default multiplies in Float32).
+    public init(source: ModelSource, quantizedActivations: Bool = false) throws {
+        let c = source.configuration
+        configuration = c
+        path = source.path
+        self.source = source
+        if let scaling = c.ropeScalingType {
+            throw ModelError(source.path, "RoPE scaling '\(scaling)' is not supported yet")
+        }
+        let w = WeightLoader(source: source, arithmetic: quantizedActivations ? .quantizedActivations : .float32)
+        let hidden = c.hiddenSize
+        embedding = try w.linear("model.embed_tokens.weight", out: c.vocabSize, in: hidden)
+        switch c.architecture {
+        case .llama, .qwen2:
+            blocks = try (0..<c.numHiddenLayers).map { try DecoderBlock.llama(w, c, layer: $0) }
+            finalNorm = .rms(try w.vector("model.norm.weight", count: hidden), epsilon: Float(c.normEpsilon))
+            lmHeadBias = nil
+        case .phi:
+            blocks = try (0..<c.numHiddenLayers).map { try DecoderBlock.phi(w, c, layer: $0) }
+            finalNorm = .layer(try w.vector("model.final_layernorm.weight", count: hidden),
+                               try w.vector("model.final_layernorm.bias", count: hidden), epsilon: Float(c.normEpsilon))
+            lmHeadBias = try w.optionalVector("lm_head.bias", count: c.vocabSize)
+        }
+        if w.has("lm_head.weight") {
+            lmHead = try w.linear("lm_head.weight", out: c.vocabSize, in: hidden)
+        } else if c.tieWordEmbeddings || c.architecture != .phi {
+            lmHead = embedding // tied embeddings (SmolLM2)
+        } else {
+            throw ModelError(source.path, "missing tensor 'lm_head.weight' and the config does not tie embeddings")
+        }
+        rope = RoPE(headDim: c.headDim, rotaryDim: c.rotaryDim, theta: Float(c.ropeTheta))
+    }
+
+    /// A cache for one sequence of up to `capacity` tokens (default: the context length).
+    public func makeCache(capacity: Int? = nil) -> KVCache {
+        KVCache(layers: blocks.count, kvHeads: configuration.numKeyValueHeads, headDim: configuration.headDim,
+                capacity: min(capacity ?? contextLength, contextLength))
+    }
+
+    /// Runs `tokens` at positions `cache.count …` and appends them to the cache.
+    /// - Returns: logits (vocabSize floats) for the last token, or for every token (T × vocabSize)
+    ///   when `allLogits`.
+    public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false, pool: ThreadPool = ThreadPool()) throws -> [Float] {
+        let c = configuration
+        guard !tokens.isEmpty else { throw ModelError(path, "forward pass over zero tokens") }
+        guard cache.count + tokens.count <= cache.capacity else {
+            throw ModelError(path, "\(cache.count + tokens.count) tokens exceed the context of \(cache.capacity)")
+        }
+        for t in tokens where t < 0 || t >= c.vocabSize {
+            throw ModelError(path, "token id \(t) is outside the vocabulary (0..<\(c.vocabSize))")
+        }
+        let T = tokens.count, H = c.hiddenSize
+        let x = cache.workspace.buffer("x", T * H)
+        for (i, token) in tokens.enumerated() { embedding.row(token, into: x + i * H) }
+        var positions = [Int](repeating: 0, count: T)
+        for i in 0..<T { positions[i] = cache.count + i }
+        try positions.withUnsafeBufferPointer { pos in
+            for (layer, block) in blocks.enumerated() {
+                try block.forward(x, tokens: T, positions: pos.baseAddress!, cache: cache, layer: layer, rope: rope, config: c, pool: pool)
+            }
+        }
+        cache.append(tokens)
+        // Only the rows whose logits are wanted go through the final norm and the head.
+        let first = allLogits ? 0 : T - 1
+        let rows = T - first
+        let normed = cache.workspace.buffer("final", rows * H)
+        finalNorm.apply(x + first * H, tokens: rows, channels: H, into: normed)
+        var logits = [Float](repeating: 0, count: rows * c.vocabSize)
+        logits.withUnsafeMutableBufferPointer { out in
+            lmHead.forward(normed, tokens: rows, into: out.baseAddress!, pool: pool)
+            if let bias = lmHeadBias {
+                for r in 0..<rows { bias.withUnsafeBufferPointer { Activations.add(out.baseAddress! + r * c.vocabSize, $0.baseAddress!, count: c.vocabSize) } }
+            }
+        }
+        return logits
+    }
+}
+
+/// The normalization layers of the supported architectures.
+enum Norm {
+    case rms([Float], epsilon: Float)
+    case layer([Float], [Float], epsilon: Float)
+
+    func apply(_ x: UnsafePointer<Float>, tokens: Int, channels: Int, into out: UnsafeMutablePointer<Float>) {
+        switch self {
+        case let .rms(w, eps):
+            w.withUnsafeBufferPointer { RMSNorm.forward(x, weight: $0.baseAddress!, epsilon: eps, tokens: tokens, channels: channels, into: out) }
+        case let .layer(w, b, eps):
+            w.withUnsafeBufferPointer { wp in
+                b.withUnsafeBufferPointer { bp in
+                    LayerNorm.forward(x, weight: wp.baseAddress!, bias: bp.baseAddress!, epsilon: eps, tokens: tokens, channels: channels, into: out)
+                }
+            }
+        }
+    }
+}

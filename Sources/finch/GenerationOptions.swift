@@ -1,0 +1,49 @@
+import ArgumentParser
+import FinchGeneration
+
+/// Sampling and length flags shared by `finch generate` and `finch chat` (transformers' names).
+struct GenerationOptions: ParsableArguments {
+    @Option(help: "Maximum number of new tokens.")
+    var maxNewTokens: Int = 256
+
+    @Option(help: "Sampling temperature; 0 is greedy.")
+    var temperature: Double = 0
+
+    @Option(help: "Keep the k most likely tokens (0: off).")
+    var topK: Int = 0
+
+    @Option(help: "Nucleus sampling threshold in (0, 1] (1: off).")
+    var topP: Double = 1
+
+    @Option(help: "Drop tokens below min-p × the top probability (0: off).")
+    var minP: Double = 0
+
+    @Option(help: "Penalty for tokens already in the context (1: off).")
+    var repetitionPenalty: Double = 1
+
+    @Option(help: "Seed of the sampler.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("stop"), help: "Stop when this text appears (repeatable).")
+    var stopStrings: [String] = []
+
+    @Flag(help: "Do not stop at the end-of-sequence token (for benchmarks).")
+    var ignoreEOS = false
+
+    @Option(help: "Threads for the forward pass (default: FINCH_THREADS or all cores).")
+    var threads: Int?
+
+    @Option(help: ArgumentHelp("A LoRA adapter folder to apply (PEFT format).", valueName: "path"))
+    var adapter: String?
+
+    var sampling: SamplingParameters {
+        SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
+                           repetitionPenalty: repetitionPenalty, seed: seed)
+    }
+
+    func validate() throws {
+        do { try sampling.validate() } catch let error as GenerationError { throw ValidationError(error.description) }
+        guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens must be ≥ 0") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1") }
+    }
+}
