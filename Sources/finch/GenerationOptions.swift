@@ -27,6 +27,9 @@ struct GenerationOptions: ParsableArguments {
     @Option(name: .customLong("stop"), help: "Stop when this text appears (repeatable).")
     var stopStrings: [String] = []
 
+    @Flag(help: "Multiply quantized weights by 8-bit activations, as llama.cpp does: faster decoding, logits no longer identical to transformers'.")
+    var int8Activations = false
+
     @Flag(help: "Do not stop at the end-of-sequence token (for benchmarks).")
     var ignoreEOS = false
 
