@@ -13,8 +13,10 @@ import CBLAS
 /// - **Many tokens (prefill, training)**: panels of rows are dequantized bit-exactly into reusable
 ///   scratch and multiplied with `sgemm` (`LinearWeight+Panels.swift`).
 ///
-/// Float32 weights go straight to BLAS (`sgemv`/`sgemm`). Results are reproducible run to run for a
-/// given thread count (fixed partitions; every output element is computed by one thread).
+/// Float32 weights go straight to BLAS (`sgemv`/`sgemm`). Everything computes in Float32 except the
+/// decode kernels of block-quantized types, which by default round activations to 16-bit integers
+/// per 32 elements (see `Arithmetic`). Decode results do not depend on the thread count (every
+/// output element is computed by one thread, in a fixed order); `sgemm` results are OpenBLAS's.
 public struct LinearWeight: @unchecked Sendable {
     /// Where the weight's bytes are and how they are encoded.
     public enum Storage: @unchecked Sendable {
@@ -30,31 +32,40 @@ public struct LinearWeight: @unchecked Sendable {
 
     /// How the decode kernels multiply block-quantized weights (Q8_0 … Q6_K) by activations.
     ///
-    /// Float32, F16 and BF16 weights always compute in Float32; so does every call with more
-    /// than `decodeTokenLimit` tokens (dequantized panels and `sgemm`).
+    /// F32, F16 and BF16 weights always compute in Float32, and so does every call with more than
+    /// `decodeTokenLimit` tokens (dequantized panels and `sgemm`) and `backwardInput`.
     public enum Arithmetic: Sendable, Equatable {
-        /// As ggml does on CPUs (`ggml_vec_dot_q4_1_q8_1`, `…_q8_0_q8_0`, `…_q4_K_q8_K`): each token's
-        /// activations are rounded to 8-bit integers with one Float32 scale per 32 elements
-        /// (`d = max|x|/127`), products are summed exactly in integers, and each group's sum is
-        /// scaled in Float32. Offsets proportional to the activation sum (`m` of Q4_1/Q5_1, the
-        /// K-quants' mins) use the exact Float32 sum of the activations, so only the `d·q` part
-        /// sees the rounding. Relative error per output ≈ 2^-9·Σ|w·x|/|Σw·x| (see the tests).
+        /// As ggml does on CPUs (`ggml_vec_dot_q4_1_q8_1`, `…_q8_0_q8_0`, `…_q4_K_q8_K`): each
+        /// token's activations are rounded to integers with one Float32 scale per 32 elements, the
+        /// products with the weight codes are summed exactly in Int32, and each group's sum is scaled
+        /// in Float32. Finch rounds to 16 bits (`d = max|x|/32767`; ggml: 8 bits, `max|x|/127`), so
+        /// per group `|error| ≤ Σ|w − offset|·d/2`: about 2^-16 of `Σ|w|·max|x|`, the size of
+        /// Float32 accumulation error. Offsets (Q4_1/Q5_1 `m`, K-quant mins) multiply the exact
+        /// Float32 activation sums. About 2.5× faster than `.float32` (SSE2 `pmaddwd`).
         case quantizedActivations
-        /// Weights dequantized bit-exactly in registers/L1 and multiplied in Float32: the result
-        /// differs from `dequantize` + Float64 dot only by Float32 accumulation. About 2× slower.
+        /// Every block dequantized bit-exactly (into L1) and multiplied in Float32: the result
+        /// differs from `GGMLType.dequantize` + a Float64 dot product only by Float32 rounding.
         case float32
     }
 
     /// The smallest amount of work, in nanoseconds on one core, that a kernel hands to a
-    /// `ThreadPool` chunk. `ThreadPool.parallelFor` runs chunks with `DispatchQueue.concurrentPerform`,
-    /// whose worker takes ≈ 50 µs to start on these machines (two 100 µs chunks take 153 µs, two
-    /// 50 µs chunks 70 µs, measured with `LinearWeightTests.testBenchmark`), so splitting smaller
-    /// matrix-vector products makes them slower. With persistent, spinning workers this could drop
-    /// to a few microseconds (the SmolLM2 decode step then runs 1.6× faster on 2 threads).
-    public static let minimumChunkNanoseconds = 150_000
+    /// `ThreadPool` chunk. The pool's workers spin between jobs, so a chunk starts within about a
+    /// microsecond; on the SmolLM2 decode step, 2–5 µs thresholds measured best (150 µs, right for
+    /// the earlier `concurrentPerform` pool that took ≈ 50 µs to start a worker, was 1.75× slower).
+    public static let minimumChunkNanoseconds = 5_000
 
-    /// The default `decodeTokenLimit` (measured crossover, see `LinearWeightTests.testBenchmark`).
-    public static let defaultDecodeTokenLimit = 8
+    /// The default `decodeTokenLimit` for a storage type: about where dequantized panels + `sgemm`
+    /// start to win on the SmolLM2 shapes (`LinearWeightTests.testBenchmark`, crossover section).
+    /// OpenBLAS re-packs the whole panel on every call, so `sgemm` with few rows costs ≈ 0.4 ms for
+    /// 1536 × 576 whatever the token count. F16's fused kernel is the slowest (its exact
+    /// half → float conversion costs ≈ 5 instructions per weight without F16C).
+    public static func defaultDecodeTokenLimit(for type: GGMLType) -> Int {
+        switch type {
+        case .f16: 4
+        case .bf16, .q6_K: 8
+        default: 12
+        }
+    }
 
     public let outFeatures: Int
     public let inFeatures: Int
@@ -64,7 +75,8 @@ public struct LinearWeight: @unchecked Sendable {
     /// Decode arithmetic for block-quantized weights; `.quantizedActivations` unless set.
     public var arithmetic: Arithmetic = .quantizedActivations
     /// Calls with at most this many tokens use the fused decode kernels; more use panels + `sgemm`.
-    public var decodeTokenLimit = LinearWeight.defaultDecodeTokenLimit
+    /// Defaults to `defaultDecodeTokenLimit(for:)` of the storage type.
+    public var decodeTokenLimit: Int
 
     /// The storage as a ggml type and base address (Float32/F16/BF16 cases mapped to F32/F16/BF16).
     let type: GGMLType
@@ -87,6 +99,9 @@ public struct LinearWeight: @unchecked Sendable {
         guard let rowBytes = type.byteCount(elements: inFeatures) else {
             preconditionFailure("LinearWeight: inFeatures \(inFeatures) is not a multiple of \(type.name)'s block of \(type.blockSize)")
         }
+        // BLAS takes 32-bit dimensions.
+        precondition(outFeatures <= Int(Int32.max) && inFeatures <= Int(Int32.max),
+                     "LinearWeight: shape [\(outFeatures), \(inFeatures)] exceeds BLAS's 32-bit dimensions")
         self.outFeatures = outFeatures
         self.inFeatures = inFeatures
         self.storage = storage
@@ -94,6 +109,7 @@ public struct LinearWeight: @unchecked Sendable {
         self.type = type
         self.base = base
         self.rowBytes = rowBytes
+        decodeTokenLimit = Self.defaultDecodeTokenLimit(for: type)
     }
 
     /// Convenience: owns a copy of Float32 values (row-major `[outFeatures, inFeatures]`).
@@ -162,12 +178,14 @@ private final class FloatBox: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     init(_ values: [Float]) {
         pointer = .allocate(capacity: max(values.count, 1))
-        values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: values.count) }
+        values.withUnsafeBufferPointer { buffer in
+            if let source = buffer.baseAddress { pointer.initialize(from: source, count: buffer.count) }
+        }
     }
     deinit { pointer.deallocate() }
 }
 
-/// `cblas_sgemm`/`cblas_sgemv` with explicit leading dimensions, for Float32 weights and panels.
+/// Float32 weights and panels through BLAS: `cblas_sgemv` for one token, `BLAS.gemm` otherwise.
 enum LinearBLAS {
     /// `y(tokens, out) = x(tokens, in)·wᵀ (+ y)`, `w: (out, in)` row-major.
     static func forward(_ w: UnsafePointer<Float>, out: Int, in k: Int, x: UnsafePointer<Float>, tokens: Int,
@@ -194,16 +212,12 @@ enum LinearBLAS {
     /// `c = a·bᵀ + beta·c` with `a: (m, k)`, `b: (n, k)`, `c: (m, n)`, row-major with leading dimensions.
     static func gemmTransposedB(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float) {
-        guard m > 0, n > 0 else { return }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
-                    1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        BLAS.gemm(transposeA: false, transposeB: true, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, beta: beta)
     }
 
     /// `c = a·b + beta·c` with `a: (m, k)`, `b: (k, n)`, `c: (m, n)`, row-major with leading dimensions.
     static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float) {
-        guard m > 0, n > 0 else { return }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
-                    1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        BLAS.gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, beta: beta)
     }
 }

@@ -7,13 +7,10 @@
 /// contracts `a*b+c` into an FMA), so a lane computes exactly what the reference computes for that
 /// element. `Tests/FinchCoreTests/LinearWeightTests` checks this bit for bit for every type.
 ///
-/// Code-generation notes (they shape the code, see the report in `LinearWeight.swift`):
-/// - The package is compiled for baseline x86-64 (SSE2): no FMA, no F16C, no variable shifts. Only
-///   operations that lower to single SSE2 instructions are used; `SIMD8` widenings
-///   (`SIMD8<Int32>(truncatingIfNeeded: SIMD8<UInt8>)`) inline to `punpck*`, while the `SIMD16`
-///   ones are emitted as out-of-line calls, so conversions are done eight lanes at a time.
-/// - `SIMDMask`/`replacing(with:where:)` lower to scalar loops; lane predicates are built from
-///   integer arithmetic instead (for example `(0 &- t) &>> 15` is 1 exactly when `0 < t ≤ 2^15`).
+/// Code generation: the package is compiled for baseline x86-64 (SSE2: no FMA, no F16C, no
+/// per-lane variable shifts), so only operations that lower to single SSE2 instructions are used:
+/// lane conversions go through `QuantizedLanes`, and lane predicates are built from integer
+/// arithmetic (`SIMDMask` and `pointwiseMax` on floats compile to scalar loops).
 enum QuantizedRows {
     /// Dequantizes `count` elements (a whole number of blocks) of `type` at `source` into `destination`.
     ///
@@ -29,9 +26,9 @@ enum QuantizedRows {
         case .f16:
             var i = 0
             while i + 8 <= count {
-                let w = SIMD8<UInt32>(truncatingIfNeeded: source.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self))
-                out.storeBytes(of: halfToFloat(w.lowHalf), toByteOffset: 4 * i, as: SIMD4<Float>.self)
-                out.storeBytes(of: halfToFloat(w.highHalf), toByteOffset: 4 * i + 16, as: SIMD4<Float>.self)
+                let (lo, hi) = QuantizedLanes.uint32Halves(source.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self))
+                out.storeBytes(of: halfToFloat(lo), toByteOffset: 4 * i, as: SIMD4<Float>.self)
+                out.storeBytes(of: halfToFloat(hi), toByteOffset: 4 * i + 16, as: SIMD4<Float>.self)
                 i += 8
             }
             while i < count {
@@ -41,8 +38,9 @@ enum QuantizedRows {
         case .bf16:
             var i = 0
             while i + 8 <= count {
-                let w = SIMD8<UInt32>(truncatingIfNeeded: source.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self))
-                out.storeBytes(of: unsafeBitCast(w &<< 16, to: SIMD8<Float>.self), toByteOffset: 4 * i, as: SIMD8<Float>.self)
+                let (lo, hi) = QuantizedLanes.uint32Halves(source.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self))
+                out.storeBytes(of: unsafeBitCast(lo &<< 16, to: SIMD4<Float>.self), toByteOffset: 4 * i, as: SIMD4<Float>.self)
+                out.storeBytes(of: unsafeBitCast(hi &<< 16, to: SIMD4<Float>.self), toByteOffset: 4 * i + 16, as: SIMD4<Float>.self)
                 i += 8
             }
             while i < count {
@@ -57,7 +55,7 @@ enum QuantizedRows {
                 for k in 0..<4 {
                     let q = block.loadUnaligned(fromByteOffset: 2 + 8 * k, as: SIMD8<Int8>.self)
                     // Reference: Float(Int8(q)) * d.
-                    o.storeBytes(of: SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: q)) * d, toByteOffset: 32 * k, as: SIMD8<Float>.self)
+                    o.storeBytes(of: QuantizedLanes.float(QuantizedLanes.int32(q)) * d, toByteOffset: 32 * k, as: SIMD8<Float>.self)
                 }
             }
         case .q4_0, .q4_1:
@@ -67,14 +65,13 @@ enum QuantizedRows {
                 let block = source + stride * b
                 let d = SIMD8<Float>(repeating: HalfPrecision.float(fromHalf: block.u16(0)))
                 let m = SIMD8<Float>(repeating: hasMin ? HalfPrecision.float(fromHalf: block.u16(2)) : 0)
-                let qs = block.loadUnaligned(fromByteOffset: hasMin ? 4 : 2, as: SIMD16<UInt8>.self)
                 let o = out + 128 * b
                 for h in 0..<2 {
-                    let nibbles = h == 0 ? qs & 0x0F : qs &>> 4
                     for part in 0..<2 {
-                        let q = SIMD8<Int32>(truncatingIfNeeded: part == 0 ? nibbles.lowHalf : nibbles.highHalf)
+                        let bytes = block.loadUnaligned(fromByteOffset: (hasMin ? 4 : 2) + 8 * part, as: SIMD8<UInt8>.self)
+                        let q = QuantizedLanes.int32(h == 0 ? bytes & 0x0F : bytes &>> 4)
                         // Reference: d * Float(q - 8) (Q4_0), d * Float(q) + m (Q4_1).
-                        let v = hasMin ? d * SIMD8<Float>(q) + m : d * SIMD8<Float>(q &- 8)
+                        let v = hasMin ? d * QuantizedLanes.float(q) + m : d * QuantizedLanes.float(q &- 8)
                         o.storeBytes(of: v, toByteOffset: 64 * h + 32 * part, as: SIMD8<Float>.self)
                     }
                 }
@@ -87,15 +84,14 @@ enum QuantizedRows {
                 let d = SIMD8<Float>(repeating: HalfPrecision.float(fromHalf: block.u16(0)))
                 let m = SIMD8<Float>(repeating: hasMin ? HalfPrecision.float(fromHalf: block.u16(2)) : 0)
                 let h = block.u32(hasMin ? 4 : 2)
-                let qs = block.loadUnaligned(fromByteOffset: hasMin ? 8 : 6, as: SIMD16<UInt8>.self)
                 let o = out + 128 * b
                 for part in 0..<4 {
                     // Elements 8·part ..< 8·part + 8: nibble (low for part < 2, high otherwise) of
                     // qs[8·(part%2) …] and bits 8·part … of h as the fifth bit.
-                    let bytes = part % 2 == 0 ? qs.lowHalf : qs.highHalf
+                    let bytes = block.loadUnaligned(fromByteOffset: (hasMin ? 8 : 6) + 8 * (part % 2), as: SIMD8<UInt8>.self)
                     let nibbles = part < 2 ? bytes & 0x0F : bytes &>> 4
-                    let q = SIMD8<Int32>(truncatingIfNeeded: nibbles) | fifthBits(UInt32(truncatingIfNeeded: h >> UInt32(8 * part)) & 0xFF)
-                    let v = hasMin ? d * SIMD8<Float>(q) + m : d * SIMD8<Float>(q &- 16)
+                    let q = QuantizedLanes.int32(nibbles) | fifthBits(UInt32(truncatingIfNeeded: h >> UInt32(8 * part)) & 0xFF)
+                    let v = hasMin ? d * QuantizedLanes.float(q) + m : d * QuantizedLanes.float(q &- 16)
                     o.storeBytes(of: v, toByteOffset: 32 * part, as: SIMD8<Float>.self)
                 }
             }
@@ -121,7 +117,7 @@ enum QuantizedRows {
                             q |= ((qh &>> UInt8(chunk)) & 1) &<< 4
                         }
                         // Reference: scale * Float(q) - offset.
-                        let v = scale * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: q)) - offset
+                        let v = scale * QuantizedLanes.float(QuantizedLanes.int32(q)) - offset
                         o.storeBytes(of: v, toByteOffset: 128 * chunk + 32 * part, as: SIMD8<Float>.self)
                     }
                 }
@@ -139,11 +135,11 @@ enum QuantizedRows {
                             let l = 8 * part
                             let low = (block.loadUnaligned(fromByteOffset: lowOffset + l, as: SIMD8<UInt8>.self) &>> nibbleShift) & 0x0F
                             let high = (block.loadUnaligned(fromByteOffset: 128 + 32 * half + l, as: SIMD8<UInt8>.self) &>> UInt8(2 * group)) & 0x03
-                            let q = SIMD8<Int32>(truncatingIfNeeded: low | (high &<< 4)) &- 32
+                            let q = QuantizedLanes.int32(low | (high &<< 4)) &- 32
                             let index = 128 * half + 32 * group + l
                             // Reference: (d * Float(scale)) * Float(q), scale = scales[index / 16].
                             let scale = SIMD8<Float>(repeating: d * Float(Int8(bitPattern: block.u8(192 + index / 16))))
-                            o.storeBytes(of: scale * SIMD8<Float>(q), toByteOffset: 4 * index, as: SIMD8<Float>.self)
+                            o.storeBytes(of: scale * QuantizedLanes.float(q), toByteOffset: 4 * index, as: SIMD8<Float>.self)
                         }
                     }
                 }
@@ -156,12 +152,12 @@ enum QuantizedRows {
     /// `16 · bit j of bits` in lane j (j < 8).
     @inline(__always)
     static func fifthBits(_ bits: UInt32) -> SIMD8<Int32> {
-        SIMD8<Int32>(truncatingIfNeeded: unsafeBitCast(spreadBits(bits), to: SIMD8<UInt8>.self))
+        QuantizedLanes.int32(unsafeBitCast(spreadBits(bits), to: SIMD8<UInt8>.self))
     }
 
     /// For every byte value b, lane j = 16 · bit j of b: the Q5 fifth bits of eight elements.
     static let fifthBitTable: [SIMD8<UInt16>] = (0..<256).map { b in
-        SIMD8<UInt16>(truncatingIfNeeded: unsafeBitCast(spreadBits(UInt32(b)), to: SIMD8<UInt8>.self))
+        QuantizedLanes.uint16(unsafeBitCast(spreadBits(UInt32(b)), to: SIMD8<UInt8>.self))
     }
 
     /// Byte j (j < 8) of the result is `16 · bit j of bits` (bits above 7 are ignored).

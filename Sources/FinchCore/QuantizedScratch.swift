@@ -24,11 +24,8 @@ final class QuantizedScratch: Sendable {
     func withBuffer<R>(bytes: Int, _ body: (UnsafeMutableRawPointer) throws -> R) rethrows -> R {
         let needed = max(bytes, 64)
         let taken: Buffer? = cached.withLock { list in
-            var best: Int?
-            for (i, buffer) in list.enumerated() where buffer.capacity >= needed {
-                if best == nil || buffer.capacity < list[best!].capacity { best = i }
-            }
-            if let best { return list.remove(at: best) }
+            let fitting = list.indices.filter { list[$0].capacity >= needed }
+            if let best = fitting.min(by: { list[$0].capacity < list[$1].capacity }) { return list.remove(at: best) }
             // None is large enough: drop the largest so the cache does not keep growing in count.
             if let largest = list.indices.max(by: { list[$0].capacity < list[$1].capacity }) {
                 list.remove(at: largest).pointer.deallocate()
@@ -42,8 +39,7 @@ final class QuantizedScratch: Sendable {
         defer {
             cached.withLock { list in
                 list.append(buffer)
-                if list.count > maximumCached {
-                    let smallest = list.indices.min(by: { list[$0].capacity < list[$1].capacity })!
+                if list.count > maximumCached, let smallest = list.indices.min(by: { list[$0].capacity < list[$1].capacity }) {
                     list.remove(at: smallest).pointer.deallocate()
                 }
             }
