@@ -133,10 +133,11 @@ class LlamaCppEngine:
         self.llama_cpp.llama_perf_context_reset(self.llm._ctx.ctx)
         t0 = time.perf_counter()
         self.llm.eval(ids)
+        first = int(self.np.argmax(self._last_logits()))  # reading logits synchronizes
         t = time.perf_counter() - t0
-        tp, np_, _, _ = self._perf()
-        self.internal = {"ms": tp, "tokens": np_}  # llama.cpp's own timer, no Python overhead
-        return t, int(self.np.argmax(self._last_logits()))
+        tp, np_, _, _ = self._perf()  # llama.cpp's own timer (accumulated at synchronize)
+        self.internal = {"ms": tp, "tokens": np_}
+        return t, first
 
     def decode(self, first, n):
         tok, out = first, []
@@ -182,9 +183,10 @@ class TransformersEngine:
         with torch.no_grad():
             t0 = time.perf_counter()
             out = self.model(input_ids=x, use_cache=True, logits_to_keep=keep)
+            first = int(out.logits[0, -1].argmax())
             t = time.perf_counter() - t0
         self.cache = out.cache  # transformers 5.24 renamed past_key_values to cache
-        return t, int(out.logits[0, -1].argmax())
+        return t, first
 
     def decode(self, first, n):
         torch = self.torch

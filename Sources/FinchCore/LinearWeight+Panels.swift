@@ -18,28 +18,46 @@ extension LinearWeight {
         return max(64, rows & ~15)
     }
 
-    /// Dequantizes rows `start ..< start + count` into `panel` (`count × inFeatures`), in parallel.
-    func dequantizePanel(start: Int, count: Int, into panel: UnsafeMutablePointer<Float>, pool: ThreadPool) {
-        let (type, base, rowBytes, inFeatures) = (self.type, self.base, self.rowBytes, self.inFeatures)
+    /// Dequantizes the weights at `rows × columns` into `panel` (`rows.count × columns.count`,
+    /// row-major), parallel over rows with `pool`. `columns` starts at a block boundary.
+    func dequantizePanel(rows: Range<Int>, columns: Range<Int>, into panel: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        let (type, base, rowBytes) = (self.type, self.base, self.rowBytes)
+        let width = columns.count
+        let offset = columns.lowerBound / type.blockSize * type.typeSize
         let destination = SendablePointer(panel)
         // ≈ 0.17–0.3 ns per element on one core: chunks of at least `minimumChunkNanoseconds`.
-        let grain = max(1, Self.minimumChunkNanoseconds * 3 / max(1, inFeatures))
-        pool.parallelFor(count, grain: grain) { rows in
-            for r in rows {
-                QuantizedRows.dequantize(type, base + (start + r) * rowBytes, count: inFeatures,
-                                         into: destination.pointer + r * inFeatures)
+        pool.parallelFor(rows.count, grain: max(1, Self.minimumChunkNanoseconds * 3 / max(1, width))) { chunk in
+            for r in chunk {
+                QuantizedRows.dequantize(type, base + (rows.lowerBound + r) * rowBytes + offset, count: width,
+                                         into: destination.pointer + r * width)
             }
         }
     }
 
+    /// `y = x·Wᵀ (+ y)` through panels. With single-threaded BLAS, each pool chunk of output rows runs
+    /// its own panels and `sgemm`s; otherwise panels go one after another through OpenBLAS's threads.
     func panelForward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>,
                       accumulate: Bool, pool: ThreadPool) {
-        let panelRows = panelRows()
+        guard LinearBLAS.isSingleThreaded, pool.threads > 1 else {
+            forwardPanels(0..<outFeatures, x, tokens: tokens, y, accumulate: accumulate, dequantizing: pool)
+            return
+        }
+        let output = SendablePointer(y)
+        // `sgemm` runs at ≈ 0.01 ns per multiply-add per core here.
+        let grain = max(1, Self.minimumChunkNanoseconds * 100 / max(1, inFeatures * tokens))
+        pool.parallelFor(outFeatures, grain: grain) { rows in
+            forwardPanels(rows, x, tokens: tokens, output.pointer, accumulate: accumulate, dequantizing: .serial)
+        }
+    }
+
+    private func forwardPanels(_ rows: Range<Int>, _ x: UnsafePointer<Float>, tokens: Int, _ y: UnsafeMutablePointer<Float>,
+                               accumulate: Bool, dequantizing pool: ThreadPool) {
+        let panelRows = min(rows.count, self.panelRows())
         QuantizedScratch.shared.withBuffer(of: Float.self, count: panelRows * inFeatures) { panel in
-            var start = 0
-            while start < outFeatures {
-                let count = min(panelRows, outFeatures - start)
-                dequantizePanel(start: start, count: count, into: panel, pool: pool)
+            var start = rows.lowerBound
+            while start < rows.upperBound {
+                let count = min(panelRows, rows.upperBound - start)
+                dequantizePanel(rows: start..<(start + count), columns: 0..<inFeatures, into: panel, pool: pool)
                 // y[:, start ..< start + count] = x · panelᵀ (+ y): ldc = outFeatures.
                 LinearBLAS.gemmTransposedB(m: tokens, n: count, k: inFeatures, a: x, lda: inFeatures,
                                            b: panel, ldb: inFeatures, c: y + start, ldc: outFeatures,
@@ -49,18 +67,38 @@ extension LinearWeight {
         }
     }
 
+    /// `dx = dy·W (+ dx)` through panels. With single-threaded BLAS, each pool chunk of input columns
+    /// (whole blocks) runs its own panels and `sgemm`s, so no partial results need summing;
+    /// otherwise panels go one after another through OpenBLAS's threads. Within a chunk, panels
+    /// are summed in a fixed order.
     func panelBackwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>,
                             accumulate: Bool, pool: ThreadPool) {
-        let panelRows = panelRows()
-        QuantizedScratch.shared.withBuffer(of: Float.self, count: panelRows * inFeatures) { panel in
+        guard LinearBLAS.isSingleThreaded, pool.threads > 1 else {
+            backwardPanels(0..<inFeatures, dy, tokens: tokens, dx, accumulate: accumulate, dequantizing: pool)
+            return
+        }
+        let output = SendablePointer(dx)
+        let blockSize = type.blockSize
+        let grain = max(1, Self.minimumChunkNanoseconds * 100 / max(1, outFeatures * tokens * blockSize))
+        pool.parallelFor(inFeatures / blockSize, grain: grain) { blocks in
+            backwardPanels((blocks.lowerBound * blockSize)..<(blocks.upperBound * blockSize), dy, tokens: tokens,
+                           output.pointer, accumulate: accumulate, dequantizing: .serial)
+        }
+    }
+
+    private func backwardPanels(_ columns: Range<Int>, _ dy: UnsafePointer<Float>, tokens: Int, _ dx: UnsafeMutablePointer<Float>,
+                                accumulate: Bool, dequantizing pool: ThreadPool) {
+        let width = columns.count
+        let panelRows = min(outFeatures, max(64, Self.panelBudget / max(1, 4 * width) & ~15))
+        QuantizedScratch.shared.withBuffer(of: Float.self, count: panelRows * width) { panel in
             var start = 0
             while start < outFeatures {
                 let count = min(panelRows, outFeatures - start)
-                dequantizePanel(start: start, count: count, into: panel, pool: pool)
-                // dx += dy[:, start ..< start + count] · panel: lda = outFeatures. The first panel
-                // overwrites dx unless accumulating; panels are summed in a fixed order.
-                LinearBLAS.gemm(m: tokens, n: inFeatures, k: count, a: dy + start, lda: outFeatures,
-                                b: panel, ldb: inFeatures, c: dx, ldc: inFeatures,
+                dequantizePanel(rows: start..<(start + count), columns: columns, into: panel, pool: pool)
+                // dx[:, columns] (+)= dy[:, start ..< start + count] · panel: lda = outFeatures,
+                // ldc = inFeatures. The first panel overwrites dx unless accumulating.
+                LinearBLAS.gemm(m: tokens, n: width, k: count, a: dy + start, lda: outFeatures,
+                                b: panel, ldb: width, c: dx + columns.lowerBound, ldc: inFeatures,
                                 beta: (accumulate || start > 0) ? 1 : 0)
                 start += count
             }

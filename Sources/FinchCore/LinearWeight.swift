@@ -56,14 +56,15 @@ public struct LinearWeight: @unchecked Sendable {
 
     /// The default `decodeTokenLimit` for a storage type: about where dequantized panels + `sgemm`
     /// start to win on the SmolLM2 shapes (`LinearWeightTests.testBenchmark`, crossover section).
-    /// OpenBLAS re-packs the whole panel on every call, so `sgemm` with few rows costs ≈ 0.4 ms for
-    /// 1536 × 576 whatever the token count. F16's fused kernel is the slowest (its exact
+    /// With OpenBLAS's own threads, every `sgemm` pays ≈ 0.3 ms of fixed cost (it re-packs the whole
+    /// panel and wakes its workers), so fused kernels win longer; with single-threaded BLAS split
+    /// over the pool, panels win from about 6 tokens. F16's fused kernel is the slowest (its exact
     /// half → float conversion costs ≈ 5 instructions per weight without F16C).
-    public static func defaultDecodeTokenLimit(for type: GGMLType) -> Int {
+    public static func defaultDecodeTokenLimit(for type: GGMLType, singleThreadedBLAS: Bool) -> Int {
         switch type {
-        case .f16: 4
-        case .bf16, .q6_K: 8
-        default: 12
+        case .f16: singleThreadedBLAS ? 2 : 4
+        case .bf16, .q5_K, .q6_K: singleThreadedBLAS ? 4 : 8
+        default: singleThreadedBLAS ? 6 : 12
         }
     }
 
@@ -75,8 +76,12 @@ public struct LinearWeight: @unchecked Sendable {
     /// Decode arithmetic for block-quantized weights; `.quantizedActivations` unless set.
     public var arithmetic: Arithmetic = .quantizedActivations
     /// Calls with at most this many tokens use the fused decode kernels; more use panels + `sgemm`.
-    /// Defaults to `defaultDecodeTokenLimit(for:)` of the storage type.
-    public var decodeTokenLimit: Int
+    /// Unless set, `defaultDecodeTokenLimit(for:singleThreadedBLAS:)` for the current BLAS threading.
+    public var decodeTokenLimit: Int {
+        get { decodeTokenLimitOverride ?? Self.defaultDecodeTokenLimit(for: type, singleThreadedBLAS: LinearBLAS.isSingleThreaded) }
+        set { decodeTokenLimitOverride = newValue }
+    }
+    private var decodeTokenLimitOverride: Int?
 
     /// The storage as a ggml type and base address (Float32/F16/BF16 cases mapped to F32/F16/BF16).
     let type: GGMLType
@@ -109,7 +114,6 @@ public struct LinearWeight: @unchecked Sendable {
         self.type = type
         self.base = base
         self.rowBytes = rowBytes
-        decodeTokenLimit = Self.defaultDecodeTokenLimit(for: type)
     }
 
     /// Convenience: owns a copy of Float32 values (row-major `[outFeatures, inFeatures]`).
@@ -132,7 +136,13 @@ public struct LinearWeight: @unchecked Sendable {
             return
         }
         if let w = float32Pointer {
-            LinearBLAS.forward(w, out: outFeatures, in: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate)
+            let (outFeatures, inFeatures) = (self.outFeatures, self.inFeatures)
+            let output = SendablePointer(y)
+            // Output rows split over the pool when BLAS runs single-threaded (see `LinearBLAS`).
+            pool.parallelFor(outFeatures, grain: LinearBLAS.isSingleThreaded ? decodeGrain(tokens: tokens) : .max) { rows in
+                LinearBLAS.forward(w + rows.lowerBound * inFeatures, rows: rows.count, in: inFeatures, x: x, tokens: tokens,
+                                   y: output.pointer + rows.lowerBound, ldy: outFeatures, accumulate: accumulate)
+            }
         } else if tokens <= decodeTokenLimit {
             decodeForward(x, tokens: tokens, into: y, accumulate: accumulate, pool: pool)
         } else {
@@ -153,7 +163,15 @@ public struct LinearWeight: @unchecked Sendable {
             return
         }
         if let w = float32Pointer {
-            LinearBLAS.backwardInput(w, out: outFeatures, in: inFeatures, dy: dy, tokens: tokens, dx: dx, accumulate: accumulate)
+            let (outFeatures, inFeatures) = (self.outFeatures, self.inFeatures)
+            let output = SendablePointer(dx)
+            // Input columns split over the pool when BLAS runs single-threaded (see `LinearBLAS`).
+            let grain = LinearBLAS.isSingleThreaded ? max(1, Self.minimumChunkNanoseconds * 10 / max(1, outFeatures * tokens)) : .max
+            pool.parallelFor(inFeatures, grain: grain) { columns in
+                LinearBLAS.backwardInput(w + columns.lowerBound, out: outFeatures, columns: columns.count, ldw: inFeatures,
+                                         dy: dy, tokens: tokens, dx: output.pointer + columns.lowerBound, ldx: inFeatures,
+                                         accumulate: accumulate)
+            }
         } else {
             panelBackwardInput(dy, tokens: tokens, into: dx, accumulate: accumulate, pool: pool)
         }
@@ -186,26 +204,43 @@ private final class FloatBox: @unchecked Sendable {
 }
 
 /// Float32 weights and panels through BLAS: `cblas_sgemv` for one token, `BLAS.gemm` otherwise.
+///
+/// Two thread pools on two cores fight: OpenBLAS's workers spin for a while after each call, and so
+/// do `ThreadPool`'s, so a decode step right after a 512-token prefill `sgemm` took 105 ms instead
+/// of 9 ms (OpenBLAS 0.3.21 with 2 threads; 8.4 ms with `OPENBLAS_NUM_THREADS=1`). When OpenBLAS is
+/// set to one thread, the kernels split their BLAS work over the pool themselves (forward: output
+/// rows; backward: input columns), which is as fast for prefill; otherwise they leave the
+/// threading to OpenBLAS.
 enum LinearBLAS {
-    /// `y(tokens, out) = x(tokens, in)·wᵀ (+ y)`, `w: (out, in)` row-major.
-    static func forward(_ w: UnsafePointer<Float>, out: Int, in k: Int, x: UnsafePointer<Float>, tokens: Int,
-                        y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    /// Whether each BLAS call runs on the calling thread only.
+    static var isSingleThreaded: Bool {
+        #if canImport(Accelerate)
+        false
+        #else
+        openblas_get_num_threads() == 1
+        #endif
+    }
+
+    /// `y(tokens, rows) = x(tokens, in)·wᵀ (+ y)`, `w: (rows, in)` row-major; `y` rows `ldy` apart.
+    static func forward(_ w: UnsafePointer<Float>, rows: Int, in k: Int, x: UnsafePointer<Float>, tokens: Int,
+                        y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
         let beta: Float = accumulate ? 1 : 0
         if tokens == 1 {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(out), Int32(k), 1, w, Int32(k), x, 1, beta, y, 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(k), 1, w, Int32(k), x, 1, beta, y, 1)
         } else {
-            gemmTransposedB(m: tokens, n: out, k: k, a: x, lda: k, b: w, ldb: k, c: y, ldc: out, beta: beta)
+            gemmTransposedB(m: tokens, n: rows, k: k, a: x, lda: k, b: w, ldb: k, c: y, ldc: ldy, beta: beta)
         }
     }
 
-    /// `dx(tokens, in) = dy(tokens, out)·w (+ dx)`, `w: (out, in)` row-major.
-    static func backwardInput(_ w: UnsafePointer<Float>, out: Int, in k: Int, dy: UnsafePointer<Float>, tokens: Int,
-                              dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    /// `dx(tokens, columns) = dy(tokens, out)·w (+ dx)`, `w: (out, columns)` with rows `ldw` apart,
+    /// `dx` rows `ldx` apart.
+    static func backwardInput(_ w: UnsafePointer<Float>, out: Int, columns: Int, ldw: Int, dy: UnsafePointer<Float>, tokens: Int,
+                              dx: UnsafeMutablePointer<Float>, ldx: Int, accumulate: Bool) {
         let beta: Float = accumulate ? 1 : 0
         if tokens == 1 {
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(out), Int32(k), 1, w, Int32(k), dy, 1, beta, dx, 1)
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(out), Int32(columns), 1, w, Int32(ldw), dy, 1, beta, dx, 1)
         } else {
-            gemm(m: tokens, n: k, k: out, a: dy, lda: out, b: w, ldb: k, c: dx, ldc: k, beta: beta)
+            gemm(m: tokens, n: columns, k: out, a: dy, lda: out, b: w, ldb: ldw, c: dx, ldc: ldx, beta: beta)
         }
     }
 

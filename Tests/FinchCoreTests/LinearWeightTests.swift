@@ -1,3 +1,6 @@
+#if canImport(CBLAS)
+import CBLAS
+#endif
 import Dispatch
 import FinchCore
 import XCTest
@@ -52,6 +55,28 @@ final class LinearWeightTests: XCTestCase {
             let fixture = Fixture(type: type, out: 4111, in: 256, rng: &rng)
             check(fixture, fixture.variants()[0], tokenCounts: [1, 64], pool: ThreadPool(threads: 3), rng: &rng)
         }
+    }
+
+    /// With OpenBLAS set to one thread, the BLAS paths (F32 weights, panels + `sgemm`, both
+    /// directions) split their work over the pool themselves: same checks, odd shapes and pools.
+    func testSingleThreadedBLASSplitsWorkOverThePool() throws {
+        #if canImport(CBLAS)
+        let previous = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(previous) }
+        var rng = SplitMix64(seed: 0xB1A5)
+        for type in [GGMLType.f32, .f16, .q4_1, .q8_0, .q6_K] {
+            let inFeatures = type.blockSize == 256 ? 512 : (type.blockSize == 32 ? 96 : 37)
+            let fixture = Fixture(type: type, out: 67, in: inFeatures, rng: &rng)
+            for threads in [2, 3] {
+                check(fixture, fixture.variants()[0], tokenCounts: [1, 20, 130], pool: ThreadPool(threads: threads), rng: &rng)
+            }
+        }
+        let fixture = Fixture(type: .q4_K, out: 4111, in: 256, rng: &rng)
+        check(fixture, fixture.variants()[0], tokenCounts: [64], pool: ThreadPool(threads: 2), rng: &rng)
+        #else
+        throw XCTSkip("BLAS is not OpenBLAS here")
+        #endif
     }
 
     /// Every output element is computed by one thread, whatever the partition: same bits for any pool.
@@ -202,7 +227,12 @@ final class LinearWeightTests: XCTestCase {
         let pool = ThreadPool(threads: bench ? 2 : 1)
         let shapes = bench ? [(576, 576), (1536, 576), (576, 1536), (49152, 576)] : [(40, 64)]
         let decodeTypes: [GGMLType] = [.q4_1, .q8_0, .q4_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32]
-        if bench { print("decode, 1 token, \(pool.threads) threads: µs, weight GB/s, GFLOP/s") }
+        if bench {
+            #if canImport(CBLAS)
+            print("OpenBLAS threads: \(openblas_get_num_threads()) (set OPENBLAS_NUM_THREADS=1 to split BLAS work over the pool)")
+            #endif
+            print("decode, 1 token, \(pool.threads) threads: µs, weight GB/s, GFLOP/s")
+        }
         for (out, inFeatures) in shapes {
             for type in decodeTypes where inFeatures % type.blockSize == 0 {
                 let weights = BenchWeights(type: type, out: out, in: inFeatures, copies: 1, rng: &rng)
@@ -311,18 +341,19 @@ final class LinearWeightTests: XCTestCase {
 
         // Where fused decode kernels stop beating panels + sgemm (sets `defaultDecodeTokenLimit`).
         if bench {
-            print("crossover, 1536×576: fused µs / panels µs per call")
-            for type in [GGMLType.q4_1, .q8_0, .bf16, .f16] {
-                let weights = BenchWeights(type: type, out: 1536, in: 576, copies: 1, rng: &rng)
-                for tokens in [1, 2, 4, 8, 12, 16, 32] {
-                    let x = (0..<(tokens * 576)).map { _ in Float.random(in: -1...1, using: &rng) }
+            print("crossover, 1536 rows: fused µs / panels µs per call")
+            for type in [GGMLType.q4_1, .q8_0, .q6_K, .bf16, .f16] {
+                let inFeatures = type.blockSize == 256 ? 512 : 576
+                let weights = BenchWeights(type: type, out: 1536, in: inFeatures, copies: 1, rng: &rng)
+                for tokens in [1, 2, 4, 6, 8, 12, 16, 32] {
+                    let x = (0..<(tokens * inFeatures)).map { _ in Float.random(in: -1...1, using: &rng) }
                     var y = [Float](repeating: 0, count: tokens * 1536)
                     var fused = weights.weights[0], panels = fused
                     fused.decodeTokenLimit = .max
                     panels.decodeTokenLimit = 0
                     let a = median(15) { fused.forward(x, tokens: tokens, into: &y, pool: pool) }
                     let b = median(15) { panels.forward(x, tokens: tokens, into: &y, pool: pool) }
-                    print(String(format: "  %@ tokens %3d: %8.1f / %8.1f", type.name, tokens, a / 1000, b / 1000))
+                    print(String(format: "  %@ 1536×%d tokens %3d: %8.1f / %8.1f", type.name, inFeatures, tokens, a / 1000, b / 1000))
                 }
             }
         }
