@@ -20,9 +20,10 @@ public final class CausalLM: @unchecked Sendable {
     public var contextLength: Int { configuration.maxPositionEmbeddings }
 
     /// Loads the weights of `source` (mapped, not copied, where the storage allows).
-    /// - Parameter quantizedActivations: multiply block-quantized weights by activations rounded
-    ///   to 8 bits, as llama.cpp does: faster decoding, but logits no longer match transformers
-    ///   to 1e-3 (the default multiplies in Float32).
+    /// - Parameter quantizedActivations: multiply block-quantized weights by activations rounded to
+    ///   16-bit integers per 32 values (llama.cpp's decomposition, which uses 8 bits): about 2×
+    ///   faster decoding, but logits differ from transformers' by up to ≈0.02 on SmolLM2 (the
+    ///   default multiplies in Float32 and stays within 5e-5).
     public init(source: ModelSource, quantizedActivations: Bool = false) throws {
         let c = source.configuration
         configuration = c

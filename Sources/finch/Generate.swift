@@ -70,7 +70,7 @@ struct ModelSession {
         let clock = ContinuousClock()
         let start = clock.now
         source = try ModelSource(path: CLI.resolveModel(model))
-        let lm = try CausalLM(source: source, quantizedActivations: options.int8Activations)
+        let lm = try CausalLM(source: source, quantizedActivations: options.quantizedActivations)
         tokenizer = try Tokenizer(source: source)
         generator = Generator(model: lm, tokenizer: tokenizer, pool: ThreadPool(threads: options.threads))
         let c = source.configuration

@@ -21,7 +21,12 @@ import XCTest
 ///   `|y − ref| ≤ 1.001·Σ_j |w_j − o_g|·dx_g/2 + 2·(groups + 16)·u·Σ_j (|w_j − o_g| + |o_g|)·(|x_j| + dx_g)`,
 ///   the second term covering the Float32 scaling and accumulation of the exact integer group sums.
 ///   This is ggml's error model (its `q8_0`/`q8_1`/`q8_K` activations round the same way, to 8
-///   bits: `max_g|x|/127`; Finch keeps 16 bits, so the first term is 258× smaller).
+///   bits: `max_g|x|/127`; Finch keeps 16 bits, so the first term is 258× smaller). The integer
+///   kernels are also run on activations the rounding represents exactly (`x = k·2^e`), checked
+///   against the Float32 term alone, so a lane-order or bit-unpacking mistake cannot hide in the
+///   rounding bound.
+///
+/// `FINCH_TOLERANCE_REPORT=1` prints each check's worst error / tolerance ratio.
 final class LinearWeightTests: XCTestCase {
     private static let allTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K]
     private static let tokenCounts = [1, 2, 3, 5, 64, 130]
