@@ -9,20 +9,17 @@ Usage (from the repo root, in the reference venv, see reference/README.md):
 
     python reference/make_inference_fixtures.py \
         --gguf ~/.cache/finch/models/SmolLM2-135M-Instruct.Q4_1.gguf \
-        [--out Tests/FinchModelsTests/Fixtures] [--large-dir /work/fixtures-large] \
-        [--only tiny,phi2,smollm2]
+        [--out Tests/FinchModelsTests/Fixtures] [--only tiny,smollm2]
 
 Outputs in OUT (see the README.md written next to them):
   a. tiny_llama_gqa/, tiny_llama_untied/, tiny_qwen2/, tiny_phi/   random models (save_pretrained)
      <name>_expected.json        input_ids of two sequences (7 and 12 tokens), config, summaries
      <name>_logits.safetensors   logits_0 [7, V], logits_1 [12, V] (float32, all positions)
-     phi2_shaped_expected.json, phi2_shaped_logits.safetensors
-                                 expectations of a random 2-layer model with Phi-2's shapes; the
-                                 model itself (~1.7 GB fp32) is written to LARGE_DIR/phi2_shaped/,
-                                 outside the repository, and is regenerated bit-identically here.
   b. smollm2_expected.json       5 prompts through the real SmolLM2-135M-Instruct Q4_1 GGUF:
                                  input_ids, top-5, greedy 64-token continuation, EOS flag
      smollm2_logits.safetensors  prompt_0..prompt_4 [V] (last position), prompt_0_all [T0, V]
+
+The Phi-2-shaped fixtures (phi2_shaped_*) come from reference/make_phi2_shaped_fixture.py.
 """
 
 import argparse
@@ -44,7 +41,6 @@ from safetensors.numpy import save_file  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO_ROOT, "Tests", "FinchModelsTests", "Fixtures")
-DEFAULT_LARGE = "/work/fixtures-large"
 DEFAULT_GGUF = os.path.expanduser("~/.cache/finch/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 
 # The two token sequences every tiny model is run on (each separately, batch 1, no padding).
@@ -53,7 +49,6 @@ TINY_SEQUENCES = [
     [1, 5, 17, 42, 99, 128, 255],
     [0, 3, 250, 7, 7, 7, 64, 200, 13, 100, 31, 2],
 ]
-PHI2_SHAPED_IDS = [50256, 464, 3139, 286, 4881, 318, 6342, 13]  # 8 ids < 51200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,73 +298,6 @@ def make_tiny(out_dir):
 
 
 # ---------------------------------------------------------------------------------------------
-# a'. Phi-2-shaped 2-layer random model (too large for the repository)
-# ---------------------------------------------------------------------------------------------
-
-PHI2_SHAPED_SEED = 5
-
-
-def phi2_shaped_config():
-    from transformers import PhiConfig
-    return PhiConfig(
-        vocab_size=51200, hidden_size=2560, intermediate_size=10240, num_hidden_layers=2,
-        num_attention_heads=32, num_key_value_heads=32, hidden_act="gelu_new",
-        max_position_embeddings=2048, layer_norm_eps=1e-5, tie_word_embeddings=False,
-        resid_pdrop=0.1, embd_pdrop=0.0, attention_dropout=0.0, initializer_range=0.02,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                         "partial_rotary_factor": 0.4},
-        bos_token_id=50256, eos_token_id=50256, attn_implementation="eager", dtype="float32")
-
-
-def make_phi2_shaped(out_dir, large_dir):
-    from transformers import PhiForCausalLM
-    folder = os.path.join(large_dir, "phi2_shaped")
-    os.makedirs(large_dir, exist_ok=True)
-    cfg = phi2_shaped_config()
-    head_dim = cfg.hidden_size // cfg.num_attention_heads
-    assert head_dim == 80 and int(head_dim * 0.4) == 32
-    changed = build_and_save(PhiForCausalLM, cfg, PHI2_SHAPED_SEED, folder)
-    files = folder_files(folder)
-    total = sum(v["bytes"] for v in files.values())
-    model = reload(PhiForCausalLM, folder)
-    ids = PHI2_SHAPED_IDS
-    lg = forward_logits(model, ids)
-    sdpa_diff = eager_vs_sdpa(PhiForCausalLM, folder, [ids], [lg])
-    logits_file = "phi2_shaped_logits.safetensors"
-    save_logits(os.path.join(out_dir, logits_file), {"logits_all": lg, "logits_last": lg[-1]})
-    ids5, vals5 = top_k(lg[-1])
-    write_json(os.path.join(out_dir, "phi2_shaped_expected.json"), {
-        "model_dir": folder,
-        "model_dir_note": "Not in the repository (about %d MB of fp32 safetensors). Regenerate it "
-                          "bit-identically with `reference/make_inference_fixtures.py --only phi2` "
-                          "(optionally --large-dir DIR); tests should skip when it is absent."
-                          % (total // 1_000_000),
-        "class": "PhiForCausalLM",
-        "seed": PHI2_SHAPED_SEED,
-        "dtype": "float32",
-        "attn_implementation": "eager",
-        "config": config_summary(model.config),
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "randomized_parameters": changed,
-        "files": files,
-        "total_bytes": total,
-        "logits_file": logits_file,
-        "input_ids": ids,
-        "logits_keys": {"logits_all": [len(ids), cfg.vocab_size], "logits_last": [cfg.vocab_size]},
-        "logits_sha256_f32": sha256_f32(lg),
-        "first5_positions_first8_vocab": [[jfloat(v) for v in row[:8]] for row in lg[:5]],
-        "argmax_per_position": [int(a) for a in lg.argmax(-1)],
-        "last_position_top5_ids": ids5,
-        "last_position_top5_logits": vals5,
-        "sdpa_vs_eager_max_abs_diff": sdpa_diff,
-        "note": "fp32 CPU eager, batch 1, positions 0..7. The first 5 positions' full logits are "
-                "logits_all[0:5]; the last position's are logits_last (= logits_all[7]).",
-    })
-    del model
-    return folder, total, sdpa_diff
-
-
-# ---------------------------------------------------------------------------------------------
 # b. The real default model (SmolLM2-135M-Instruct Q4_1 GGUF, dequantized to fp32)
 # ---------------------------------------------------------------------------------------------
 
@@ -509,13 +437,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf", default=DEFAULT_GGUF)
     ap.add_argument("--out", default=DEFAULT_OUT)
-    ap.add_argument("--large-dir", default=DEFAULT_LARGE,
-                    help="where phi2_shaped/ (~1.7 GB) is written; outside the repository")
-    ap.add_argument("--only", default="tiny,phi2,smollm2",
-                    help="comma-separated subset of: tiny, phi2, smollm2")
+    ap.add_argument("--only", default="tiny,smollm2",
+                    help="comma-separated subset of: tiny, smollm2")
     args = ap.parse_args()
     parts = set(args.only.split(","))
-    unknown = parts - {"tiny", "phi2", "smollm2"}
+    unknown = parts - {"tiny", "smollm2"}
     if unknown:
         sys.exit(f"unknown parts: {sorted(unknown)}")
     torch.use_deterministic_algorithms(True)
@@ -525,9 +451,6 @@ def main():
         for name, (layers, diff, sens, mx) in make_tiny(args.out).items():
             print(f"a. {name}: {layers} layers, max |logit| {mx:.3g}, eager vs sdpa max |Δ| "
                   f"{diff:.3g}, sensitivity {sens}")
-    if "phi2" in parts:
-        folder, total, diff = make_phi2_shaped(args.out, args.large_dir)
-        print(f"a. phi2_shaped: {total / 1e6:.1f} MB in {folder}, eager vs sdpa max |Δ| {diff:.3g}")
     if "smollm2" in parts:
         _, diff = make_smollm2(args.out, args.gguf)
         print(f"b. smollm2: eager vs sdpa max |Δ| {diff:.3g}")
