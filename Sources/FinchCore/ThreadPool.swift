@@ -104,8 +104,8 @@ final class WorkerGroup: @unchecked Sendable {
         job = body
         self.chunks = chunks
         remaining.store(chunks - 1, ordering: .relaxed)
-        generation.add(1, ordering: .releasing)
-        for i in 0..<(chunks - 1) where asleep[i].value.exchange(false, ordering: .acquiringAndReleasing) {
+        generation.add(1, ordering: .sequentiallyConsistent)
+        for i in 0..<(chunks - 1) where asleep[i].value.exchange(false, ordering: .sequentiallyConsistent) {
             wake[i].signal()
         }
         body(0)
@@ -128,8 +128,12 @@ final class WorkerGroup: @unchecked Sendable {
                     let now = clock.now
                     if deadline == nil { deadline = now + .microseconds(200) }
                     if let d = deadline, now > d {
-                        asleep[i].value.store(true, ordering: .releasing)
-                        if generation.load(ordering: .acquiring) == seen {
+                        // Store then load, against the submitter's add then exchange: both sides
+                        // need sequential consistency, or (x86 lets a store pass a later load)
+                        // the worker can sleep on a stale generation while the submitter sees
+                        // the flag still false and never signals — a hang seen in decoding.
+                        asleep[i].value.store(true, ordering: .sequentiallyConsistent)
+                        if generation.load(ordering: .sequentiallyConsistent) == seen {
                             wake[i].wait()
                         } else if !asleep[i].value.exchange(false, ordering: .acquiringAndReleasing) {
                             wake[i].wait() // the submitter already signalled: consume it
