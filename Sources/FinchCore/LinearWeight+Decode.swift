@@ -24,6 +24,7 @@ extension LinearWeight {
         switch type {
         case .f32, .bf16: return 100
         case .f16: return 400
+        case .q4_0 where arithmetic == .float32, .q4_1 where arithmetic == .float32, .q8_0 where arithmetic == .float32: return 120
         case _ where arithmetic == .float32: return 300
         case .q4_0, .q4_1, .q8_0: return 100
         case .q5_0, .q5_1, .q4_K: return 130
@@ -44,6 +45,18 @@ extension LinearWeight {
         let (type, base, rowBytes, inFeatures) = (self.type, self.base, self.rowBytes, self.inFeatures)
         let output = DecodeOutput(y: y, stride: outFeatures, accumulate: accumulate)
 
+        if arithmetic == .float32 && FloatBlockDecode.supports(type) {
+            let count = FloatBlockDecode.scratchCount(type, tokens: tokens, inFeatures: inFeatures)
+            QuantizedScratch.shared.withBuffer(of: Float.self, count: count) { scratch in
+                FloatBlockDecode.prepare(type, x, tokens: tokens, inFeatures: inFeatures, into: scratch)
+                let prepared = UnsafePointer(scratch)
+                pool.parallelFor(outFeatures, grain: grain) { rows in
+                    FloatBlockDecode.rows(rows, type: type, base: base, rowBytes: rowBytes, inFeatures: inFeatures,
+                                          tokens: tokens, prepared: prepared, output: output)
+                }
+            }
+            return
+        }
         if type.blockSize == 1 || arithmetic == .float32 {
             pool.parallelFor(outFeatures, grain: grain) { rows in
                 if type.blockSize == 1 {

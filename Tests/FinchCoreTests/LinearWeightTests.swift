@@ -229,7 +229,8 @@ final class LinearWeightTests: XCTestCase {
         let cpu = CPUWatch()
         defer { if bench { print(cpu.report()) } }
         var rng = SplitMix64(seed: 99)
-        let pool = ThreadPool(threads: bench ? 2 : 1)
+        let benchThreads = Int(ProcessInfo.processInfo.environment["FINCH_BENCH_THREADS"] ?? "") ?? 2
+        let pool = ThreadPool(threads: bench ? benchThreads : 1)
         let shapes = bench ? [(576, 576), (1536, 576), (576, 1536), (49152, 576)] : [(40, 64)]
         let decodeTypes: [GGMLType] = [.q4_1, .q8_0, .q4_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32]
         if bench {
@@ -268,7 +269,7 @@ final class LinearWeightTests: XCTestCase {
         let head = BenchWeights(type: .q8_0, out: vocab, in: hidden, copies: 1, rng: &rng)
         let x = (0..<inter).map { _ in Float.random(in: -1...1, using: &rng) }
         var y = [Float](repeating: 0, count: vocab)
-        for threads in bench ? [1, 2] : [1] {
+        for threads in bench ? Array(Set([1, benchThreads])).sorted() : [1] {
             let modelPool = ThreadPool(threads: threads)
             let ns = median(bench ? 15 : 1) {
                 for layer in 0..<layers {
