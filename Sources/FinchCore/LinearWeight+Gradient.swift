@@ -12,7 +12,8 @@ extension LinearWeight {
     /// Each element is one dot product over the T tokens computed by `sgemm`. With single-threaded
     /// BLAS and a pool of several threads, the output rows are split over the pool (no element is
     /// split, so the thread count does not change which products are summed together); otherwise
-    /// OpenBLAS threads the product itself.
+    /// OpenBLAS threads the product itself. OpenBLAS 0.3.21 gave the same bits either way and for
+    /// 1–3 pool threads (`BackwardTests.testBackwardsDoNotDependOnThreadCount`).
     public static func accumulateWeightGradient(outputGradient dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, tokens: Int,
                                                 outFeatures: Int, inFeatures: Int, scale: Float = 1,
                                                 into weightGradient: UnsafeMutablePointer<Float>, pool: ThreadPool) {

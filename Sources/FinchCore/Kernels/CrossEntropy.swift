@@ -12,6 +12,9 @@ public enum CrossEntropy {
     /// Per row t of `logits`: `logSumExp[t] = m + log Σ_v exp(z_v − m)` (m = the row maximum) and
     /// `logProbabilities[t] = z[targets[t]] − logSumExp[t]` (0 where `targets[t] < 0`).
     ///
+    /// The caller aligns targets with rows: for next-token prediction row t's target is token t + 1
+    /// (TRL's `logits[:, :-1]` against `labels[:, 1:]`), and the last row of a sequence is masked.
+    ///
     /// Shapes: `logits: (T, V)` row-major, `targets: (T)` in `0..<V` or negative (masked),
     /// `logProbabilities: (T)`, `logSumExp: (T)` (kept for `backward`; computed for masked rows too).
     /// Rows are independent (the pool splits rows), and each row's sum runs in a fixed order (16
