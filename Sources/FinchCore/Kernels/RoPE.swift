@@ -20,6 +20,11 @@ public struct RoPE: Sendable {
 
     /// Rotates x: (T, heads, headDim) in place; token t is at `positions[t]`.
     public func apply(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int>) {
+        rotate(x, tokens: tokens, heads: heads, positions: positions, sineSign: 1)
+    }
+
+    /// Rotates each pair by `sineSign · angle` (+1: `apply`; −1: its transpose, the backward).
+    func rotate(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int>, sineSign: Float) {
         let half = rotaryDim / 2
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * half) { table in
             for t in 0..<tokens {
@@ -27,7 +32,7 @@ public struct RoPE: Sendable {
                 for i in 0..<half {
                     let angle = position * inverseFrequencies[i]
                     table[i] = Float(cos(Double(angle)))
-                    table[half + i] = Float(sin(Double(angle)))
+                    table[half + i] = sineSign * Float(sin(Double(angle)))
                 }
                 for h in 0..<heads {
                     let v = x + (t * heads + h) * headDim
