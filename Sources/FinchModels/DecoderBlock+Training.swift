@@ -1,0 +1,219 @@
+import FinchCore
+import FinchFormats
+
+/// What one block's training forward keeps for its backward, for T tokens (Float32, row-major).
+/// The norm outputs and activation outputs are not kept: the backward recomputes them from the
+/// block input, `mid` and the pre-activations (one cheap pass each), which also makes a
+/// checkpointing recompute produce exactly these values.
+struct BlockActivations {
+    /// (T, heads, d) after bias and RoPE.
+    let q: UnsafeMutablePointer<Float>
+    /// (T, kvHeads, d) after bias and RoPE; `v` (T, kvHeads, d).
+    let k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
+    /// Attention output (T, heads, d), the input of o_proj/dense.
+    let attn: UnsafeMutablePointer<Float>
+    /// (T, heads), from `Attention.packedForward`.
+    let logSumExp: UnsafeMutablePointer<Float>
+    /// Llama: x + attention branch (T, hidden), the post-attention norm's input. Phi: unused.
+    let mid: UnsafeMutablePointer<Float>
+    /// Llama: gate_proj output (T, intermediate). Phi: unused.
+    let gate: UnsafeMutablePointer<Float>
+    /// Llama: up_proj output; Phi: fc1 output before gelu (T, intermediate).
+    let up: UnsafeMutablePointer<Float>
+    /// LoRA's `x·Aᵀ` (T, r) per module (`LinearModule.rawValue`), when an adapter is active.
+    let loraDown: UnsafeMutablePointer<Float>
+    let loraStride: Int
+
+    func down(_ module: LinearModule) -> UnsafeMutablePointer<Float> { loraDown + module.rawValue * loraStride }
+
+    /// Floats for T tokens.
+    static func count(tokens T: Int, _ c: ModelConfiguration, _ kind: DecoderBlock.Kind, rank: Int) -> Int {
+        let qWidth = c.numAttentionHeads * c.headDim, kvWidth = c.numKeyValueHeads * c.headDim
+        let mlp = kind == .llama ? c.hiddenSize + 2 * c.intermediateSize : c.intermediateSize
+        return T * (2 * qWidth + 2 * kvWidth + c.numAttentionHeads + mlp + LinearModule.allCases.count * rank)
+    }
+
+    init(_ base: UnsafeMutablePointer<Float>, tokens T: Int, _ c: ModelConfiguration, _ kind: DecoderBlock.Kind, rank: Int) {
+        let qWidth = c.numAttentionHeads * c.headDim, kvWidth = c.numKeyValueHeads * c.headDim
+        var p = base
+        func take(_ n: Int) -> UnsafeMutablePointer<Float> { defer { p += n }; return p }
+        q = take(T * qWidth)
+        k = take(T * kvWidth)
+        v = take(T * kvWidth)
+        attn = take(T * qWidth)
+        logSumExp = take(T * c.numAttentionHeads)
+        if kind == .llama {
+            mid = take(T * c.hiddenSize)
+            gate = take(T * c.intermediateSize)
+        } else {
+            mid = base
+            gate = base
+        }
+        up = take(T * c.intermediateSize)
+        loraStride = T * rank
+        loraDown = take(LinearModule.allCases.count * loraStride)
+        assert(p - base == Self.count(tokens: T, c, kind, rank: rank))
+    }
+}
+
+/// Everything a block's training forward and backward share within one pass: the packed batch,
+/// the active adapter and its dropout, where parameter gradients go, and scratch buffers.
+struct PassContext {
+    let tokens: Int
+    let config: ModelConfiguration
+    let rope: RoPE
+    let positions: UnsafePointer<Int>
+    let cumulativeLengths: UnsafePointer<Int>
+    let sequences: Int
+    let adapter: LoRAAdapter?
+    let dropout: DropoutPlan?
+    /// The full fine-tuning arena (nil: frozen base).
+    let gradients: TrainableParameters?
+    let pool: ThreadPool
+    // Scratch, reused by every block (shapes for T tokens).
+    let h: UnsafeMutablePointer<Float>          // (T, hidden): a norm's output
+    let act: UnsafeMutablePointer<Float>        // (T, intermediate): the MLP activation
+    let dropped: UnsafeMutablePointer<Float>    // (T, widest input): an adapter's input after dropout
+    let loraE: UnsafeMutablePointer<Float>      // (T, r)
+    let loraInputGradient: UnsafeMutablePointer<Float> // (T, widest input)
+    let dH: UnsafeMutablePointer<Float>         // (T, hidden)
+    let dAttn: UnsafeMutablePointer<Float>      // (T, heads·d)
+    let dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>
+    let dAct: UnsafeMutablePointer<Float>, dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float> // (T, intermediate)
+}
+
+extension DecoderBlock {
+    /// `y = block(x)` over a packed batch (x, y: (T, hidden), distinct), keeping in `saved` what
+    /// `trainingBackward` needs. Same math as `forward` (attention restricted to each sequence).
+    func trainingForward(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, saving saved: BlockActivations,
+                         layer: Int, context ctx: PassContext) {
+        let c = ctx.config, T = ctx.tokens, H = c.hiddenSize, I = c.intermediateSize
+        let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
+        let h = ctx.h
+        inputNorm.apply(x, tokens: T, channels: H, into: h)
+        project(.q, h, into: saved.q, saved: saved, layer: layer, ctx)
+        project(.k, h, into: saved.k, saved: saved, layer: layer, ctx)
+        project(.v, h, into: saved.v, saved: saved, layer: layer, ctx)
+        ctx.rope.apply(saved.q, tokens: T, heads: heads, positions: ctx.positions)
+        ctx.rope.apply(saved.k, tokens: T, heads: kvHeads, positions: ctx.positions)
+        Attention.packedForward(query: saved.q, keys: saved.k, values: saved.v, cumulativeLengths: ctx.cumulativeLengths,
+                                sequences: ctx.sequences, heads: heads, kvHeads: kvHeads, headDim: c.headDim,
+                                into: saved.attn, logSumExp: saved.logSumExp, pool: ctx.pool)
+        switch kind {
+        case .llama:
+            saved.mid.update(from: x, count: T * H)
+            project(.o, saved.attn, into: saved.mid, accumulate: true, saved: saved, layer: layer, ctx)
+            postAttentionNorm!.apply(saved.mid, tokens: T, channels: H, into: h)
+            project(.gate, h, into: saved.gate, saved: saved, layer: layer, ctx)
+            project(.up, h, into: saved.up, saved: saved, layer: layer, ctx)
+            Activations.swiGLU(gate: saved.gate, up: saved.up, count: T * I, into: ctx.act)
+            y.update(from: saved.mid, count: T * H)
+        case .phi:
+            // x + attn(ln x) + mlp(ln x): both branches read h.
+            y.update(from: x, count: T * H)
+            project(.o, saved.attn, into: y, accumulate: true, saved: saved, layer: layer, ctx)
+            project(.up, h, into: saved.up, saved: saved, layer: layer, ctx)
+            ctx.act.update(from: saved.up, count: T * I)
+            Activations.geluNew(ctx.act, count: T * I)
+        }
+        project(.down, ctx.act, into: y, accumulate: true, saved: saved, layer: layer, ctx)
+    }
+
+    /// Given `d = ∂L/∂y` (T, hidden), overwrites `d` with `∂L/∂x` and accumulates the gradients of
+    /// the adapter's A and B and, for a trainable model, of the block's parameters. `x` and
+    /// `saved` are the input and activations of `trainingForward` (unchanged here).
+    func trainingBackward(_ d: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, saved: BlockActivations,
+                          layer: Int, context ctx: PassContext) {
+        let c = ctx.config, T = ctx.tokens, H = c.hiddenSize, I = c.intermediateSize
+        let h = ctx.h, pool = ctx.pool
+        // MLP branch: dAct = d·W_down (+ LoRA), then through the activation to dH.
+        switch kind {
+        case .llama:
+            postAttentionNorm!.apply(saved.mid, tokens: T, channels: H, into: h)
+            Activations.swiGLU(gate: saved.gate, up: saved.up, count: T * I, into: ctx.act)
+            projectBackward(.down, d, input: ctx.act, into: ctx.dAct, accumulate: false, saved: saved, layer: layer, ctx)
+            Activations.swiGLUBackward(gate: saved.gate, up: saved.up, outputGradient: ctx.dAct, count: T * I,
+                                       gateGradient: ctx.dGate, upGradient: ctx.dUp, pool: pool)
+            projectBackward(.gate, ctx.dGate, input: h, into: ctx.dH, accumulate: false, saved: saved, layer: layer, ctx)
+            projectBackward(.up, ctx.dUp, input: h, into: ctx.dH, accumulate: true, saved: saved, layer: layer, ctx)
+            // d becomes ∂L/∂mid: the residual plus the post-attention norm's input gradient.
+            postAttentionNorm!.backward(ctx.dH, x: saved.mid, tokens: T, channels: H, into: d, accumulate: true,
+                                        gradients: ctx.gradients, pool: pool)
+            projectBackward(.o, d, input: saved.attn, into: ctx.dAttn, accumulate: false, saved: saved, layer: layer, ctx)
+            inputNorm.apply(x, tokens: T, channels: H, into: h)
+            attentionBackward(saved, ctx)
+            projectBackward(.q, ctx.dq, input: h, into: ctx.dH, accumulate: false, saved: saved, layer: layer, ctx)
+        case .phi:
+            inputNorm.apply(x, tokens: T, channels: H, into: h)
+            ctx.act.update(from: saved.up, count: T * I)
+            Activations.geluNew(ctx.act, count: T * I)
+            projectBackward(.down, d, input: ctx.act, into: ctx.dAct, accumulate: false, saved: saved, layer: layer, ctx)
+            Activations.geluNewBackward(input: saved.up, outputGradient: ctx.dAct, count: T * I, inputGradient: ctx.dAct, pool: pool)
+            projectBackward(.up, ctx.dAct, input: h, into: ctx.dH, accumulate: false, saved: saved, layer: layer, ctx)
+            projectBackward(.o, d, input: saved.attn, into: ctx.dAttn, accumulate: false, saved: saved, layer: layer, ctx)
+            attentionBackward(saved, ctx)
+            projectBackward(.q, ctx.dq, input: h, into: ctx.dH, accumulate: true, saved: saved, layer: layer, ctx)
+        }
+        projectBackward(.k, ctx.dk, input: h, into: ctx.dH, accumulate: true, saved: saved, layer: layer, ctx)
+        projectBackward(.v, ctx.dv, input: h, into: ctx.dH, accumulate: true, saved: saved, layer: layer, ctx)
+        inputNorm.backward(ctx.dH, x: x, tokens: T, channels: H, into: d, accumulate: true, gradients: ctx.gradients, pool: pool)
+    }
+
+    /// dAttn → dq, dk, dv (before RoPE, i.e. of the projections' outputs).
+    private func attentionBackward(_ saved: BlockActivations, _ ctx: PassContext) {
+        let c = ctx.config
+        Attention.packedBackward(query: saved.q, keys: saved.k, values: saved.v, outputGradient: ctx.dAttn, logSumExp: saved.logSumExp,
+                                 cumulativeLengths: ctx.cumulativeLengths, sequences: ctx.sequences, heads: c.numAttentionHeads,
+                                 kvHeads: c.numKeyValueHeads, headDim: c.headDim, queryGradient: ctx.dq, keyGradient: ctx.dk,
+                                 valueGradient: ctx.dv, pool: ctx.pool)
+        ctx.rope.backward(ctx.dq, tokens: ctx.tokens, heads: c.numAttentionHeads, positions: ctx.positions)
+        ctx.rope.backward(ctx.dk, tokens: ctx.tokens, heads: c.numKeyValueHeads, positions: ctx.positions)
+    }
+
+    /// `out (+)= input·Wᵀ + b + s·B(A(drop(input)))` for one module, as PEFT's `lora.Linear`.
+    private func project(_ module: LinearModule, _ input: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                         accumulate: Bool = false, saved: BlockActivations, layer: Int, _ ctx: PassContext) {
+        guard let linear = linear(module) else { return }
+        linear.weight.forward(input, tokens: ctx.tokens, into: out, accumulate: accumulate, pool: ctx.pool)
+        linear.bias?.add(to: out, rows: ctx.tokens)
+        guard let adapter = ctx.adapter, let lora = adapter.module(layer: layer, module) else { return }
+        var source = input
+        if let plan = ctx.dropout, plan.applies(to: lora) {
+            plan.apply(lora, input, tokens: ctx.tokens, into: ctx.dropped)
+            source = UnsafePointer(ctx.dropped)
+        }
+        lora.forward(source, tokens: ctx.tokens, scaling: adapter.scaling, into: out, down: saved.down(module), pool: ctx.pool)
+    }
+
+    /// Backward of `project`: `dx (+)= dy·W (+ LoRA's input gradient)`, and the gradients of the
+    /// adapter's A, B and (trainable model) of W and b. `input` is the module's input before dropout.
+    private func projectBackward(_ module: LinearModule, _ dy: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                                 into dx: UnsafeMutablePointer<Float>, accumulate: Bool, saved: BlockActivations, layer: Int,
+                                 _ ctx: PassContext) {
+        guard let linear = linear(module) else { return }
+        let T = ctx.tokens, pool = ctx.pool
+        linear.weight.backwardInput(dy, tokens: T, into: dx, accumulate: accumulate, pool: pool)
+        if let gradients = ctx.gradients {
+            if let dW = gradients.gradient(of: linear.weight) {
+                LinearWeight.accumulateWeightGradient(outputGradient: dy, input: input, tokens: T, outFeatures: linear.outFeatures,
+                                                      inFeatures: linear.inFeatures, into: dW, pool: pool)
+            }
+            if let bias = linear.bias, let db = gradients.gradient(of: bias) {
+                LinearWeight.accumulateBiasGradient(outputGradient: dy, tokens: T, outFeatures: linear.outFeatures, into: db, pool: pool)
+            }
+        }
+        guard let adapter = ctx.adapter, let lora = adapter.module(layer: layer, module) else { return }
+        if let plan = ctx.dropout, plan.applies(to: lora) {
+            // The mask is regenerated (or re-read): A's gradient needs the dropped input, and the
+            // input gradient goes back through the same mask.
+            plan.apply(lora, input, tokens: T, into: ctx.dropped)
+            lora.backward(dy, input: ctx.dropped, down: saved.down(module), tokens: T, scaling: adapter.scaling, e: ctx.loraE,
+                          inputGradient: ctx.loraInputGradient, accumulate: false, pool: pool)
+            plan.apply(lora, ctx.loraInputGradient, tokens: T, into: ctx.loraInputGradient)
+            Activations.add(dx, ctx.loraInputGradient, count: T * lora.inFeatures)
+        } else {
+            lora.backward(dy, input: input, down: saved.down(module), tokens: T, scaling: adapter.scaling, e: ctx.loraE,
+                          inputGradient: dx, accumulate: true, pool: pool)
+        }
+    }
+}
