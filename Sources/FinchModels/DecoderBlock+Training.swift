@@ -80,6 +80,48 @@ struct PassContext {
     let dAttn: UnsafeMutablePointer<Float>      // (T, heads·d)
     let dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>
     let dAct: UnsafeMutablePointer<Float>, dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float> // (T, intermediate)
+
+    /// Runs a row-wise kernel over chunks of the T rows on the pool (rows are independent, so the
+    /// result does not depend on the partition); at least ≈ 16 K elements per chunk.
+    func rows(width: Int, _ body: (Range<Int>) -> Void) {
+        pool.parallelFor(tokens, grain: max(1, 16_384 / max(1, width)), body)
+    }
+
+    func normalize(_ norm: Norm, _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        let H = config.hiddenSize
+        rows(width: H) { r in norm.apply(x + r.lowerBound * H, tokens: r.count, channels: H, into: out + r.lowerBound * H) }
+    }
+
+    func swiGLU(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        let I = config.intermediateSize
+        rows(width: I) { r in
+            let o = r.lowerBound * I
+            Activations.swiGLU(gate: gate + o, up: up + o, count: r.count * I, into: out + o)
+        }
+    }
+
+    /// `out = gelu_new(x)`.
+    func gelu(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        let I = config.intermediateSize
+        rows(width: I) { r in
+            let o = r.lowerBound * I
+            (out + o).update(from: x + o, count: r.count * I)
+            Activations.geluNew(out + o, count: r.count * I)
+        }
+    }
+
+    /// RoPE (or its transpose) on `x: (T, heads, headDim)` at the batch's positions.
+    func rotate(_ x: UnsafeMutablePointer<Float>, heads: Int, backward: Bool = false) {
+        let width = heads * config.headDim
+        rows(width: width) { r in
+            let p = x + r.lowerBound * width, positions = self.positions + r.lowerBound
+            if backward {
+                rope.backward(p, tokens: r.count, heads: heads, positions: positions)
+            } else {
+                rope.apply(p, tokens: r.count, heads: heads, positions: positions)
+            }
+        }
+    }
 }
 
 extension DecoderBlock {
@@ -87,15 +129,15 @@ extension DecoderBlock {
     /// `trainingBackward` needs. Same math as `forward` (attention restricted to each sequence).
     func trainingForward(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, saving saved: BlockActivations,
                          layer: Int, context ctx: PassContext) {
-        let c = ctx.config, T = ctx.tokens, H = c.hiddenSize, I = c.intermediateSize
+        let c = ctx.config, T = ctx.tokens, H = c.hiddenSize
         let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
         let h = ctx.h
-        inputNorm.apply(x, tokens: T, channels: H, into: h)
+        ctx.normalize(inputNorm, x, into: h)
         project(.q, h, into: saved.q, saved: saved, layer: layer, ctx)
         project(.k, h, into: saved.k, saved: saved, layer: layer, ctx)
         project(.v, h, into: saved.v, saved: saved, layer: layer, ctx)
-        ctx.rope.apply(saved.q, tokens: T, heads: heads, positions: ctx.positions)
-        ctx.rope.apply(saved.k, tokens: T, heads: kvHeads, positions: ctx.positions)
+        ctx.rotate(saved.q, heads: heads)
+        ctx.rotate(saved.k, heads: kvHeads)
         Attention.packedForward(query: saved.q, keys: saved.k, values: saved.v, cumulativeLengths: ctx.cumulativeLengths,
                                 sequences: ctx.sequences, heads: heads, kvHeads: kvHeads, headDim: c.headDim,
                                 into: saved.attn, logSumExp: saved.logSumExp, pool: ctx.pool)
@@ -103,18 +145,17 @@ extension DecoderBlock {
         case .llama:
             saved.mid.update(from: x, count: T * H)
             project(.o, saved.attn, into: saved.mid, accumulate: true, saved: saved, layer: layer, ctx)
-            postAttentionNorm!.apply(saved.mid, tokens: T, channels: H, into: h)
+            ctx.normalize(postAttentionNorm!, saved.mid, into: h)
             project(.gate, h, into: saved.gate, saved: saved, layer: layer, ctx)
             project(.up, h, into: saved.up, saved: saved, layer: layer, ctx)
-            Activations.swiGLU(gate: saved.gate, up: saved.up, count: T * I, into: ctx.act)
+            ctx.swiGLU(gate: saved.gate, up: saved.up, into: ctx.act)
             y.update(from: saved.mid, count: T * H)
         case .phi:
             // x + attn(ln x) + mlp(ln x): both branches read h.
             y.update(from: x, count: T * H)
             project(.o, saved.attn, into: y, accumulate: true, saved: saved, layer: layer, ctx)
             project(.up, h, into: saved.up, saved: saved, layer: layer, ctx)
-            ctx.act.update(from: saved.up, count: T * I)
-            Activations.geluNew(ctx.act, count: T * I)
+            ctx.gelu(saved.up, into: ctx.act)
         }
         project(.down, ctx.act, into: y, accumulate: true, saved: saved, layer: layer, ctx)
     }
@@ -129,8 +170,8 @@ extension DecoderBlock {
         // MLP branch: dAct = d·W_down (+ LoRA), then through the activation to dH.
         switch kind {
         case .llama:
-            postAttentionNorm!.apply(saved.mid, tokens: T, channels: H, into: h)
-            Activations.swiGLU(gate: saved.gate, up: saved.up, count: T * I, into: ctx.act)
+            ctx.normalize(postAttentionNorm!, saved.mid, into: h)
+            ctx.swiGLU(gate: saved.gate, up: saved.up, into: ctx.act)
             projectBackward(.down, d, input: ctx.act, into: ctx.dAct, accumulate: false, saved: saved, layer: layer, ctx)
             Activations.swiGLUBackward(gate: saved.gate, up: saved.up, outputGradient: ctx.dAct, count: T * I,
                                        gateGradient: ctx.dGate, upGradient: ctx.dUp, pool: pool)
@@ -140,13 +181,12 @@ extension DecoderBlock {
             postAttentionNorm!.backward(ctx.dH, x: saved.mid, tokens: T, channels: H, into: d, accumulate: true,
                                         gradients: ctx.gradients, pool: pool)
             projectBackward(.o, d, input: saved.attn, into: ctx.dAttn, accumulate: false, saved: saved, layer: layer, ctx)
-            inputNorm.apply(x, tokens: T, channels: H, into: h)
+            ctx.normalize(inputNorm, x, into: h)
             attentionBackward(saved, ctx)
             projectBackward(.q, ctx.dq, input: h, into: ctx.dH, accumulate: false, saved: saved, layer: layer, ctx)
         case .phi:
-            inputNorm.apply(x, tokens: T, channels: H, into: h)
-            ctx.act.update(from: saved.up, count: T * I)
-            Activations.geluNew(ctx.act, count: T * I)
+            ctx.normalize(inputNorm, x, into: h)
+            ctx.gelu(saved.up, into: ctx.act)
             projectBackward(.down, d, input: ctx.act, into: ctx.dAct, accumulate: false, saved: saved, layer: layer, ctx)
             Activations.geluNewBackward(input: saved.up, outputGradient: ctx.dAct, count: T * I, inputGradient: ctx.dAct, pool: pool)
             projectBackward(.up, ctx.dAct, input: h, into: ctx.dH, accumulate: false, saved: saved, layer: layer, ctx)
@@ -166,8 +206,8 @@ extension DecoderBlock {
                                  cumulativeLengths: ctx.cumulativeLengths, sequences: ctx.sequences, heads: c.numAttentionHeads,
                                  kvHeads: c.numKeyValueHeads, headDim: c.headDim, queryGradient: ctx.dq, keyGradient: ctx.dk,
                                  valueGradient: ctx.dv, pool: ctx.pool)
-        ctx.rope.backward(ctx.dq, tokens: ctx.tokens, heads: c.numAttentionHeads, positions: ctx.positions)
-        ctx.rope.backward(ctx.dk, tokens: ctx.tokens, heads: c.numKeyValueHeads, positions: ctx.positions)
+        ctx.rotate(ctx.dq, heads: c.numAttentionHeads, backward: true)
+        ctx.rotate(ctx.dk, heads: c.numKeyValueHeads, backward: true)
     }
 
     /// `out (+)= input·Wᵀ + b + s·B(A(drop(input)))` for one module, as PEFT's `lora.Linear`.
