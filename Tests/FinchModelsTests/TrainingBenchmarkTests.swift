@@ -1,0 +1,62 @@
+#if canImport(CBLAS)
+import CBLAS
+#endif
+import FinchCore
+import FinchFormats
+import FinchModels
+import Foundation
+import XCTest
+
+/// One LoRA step (forward + backward) on the real SmolLM2-135M Q4_1 GGUF, base kept quantized,
+/// with `FINCH_BENCH=1` (skipped otherwise): a packed micro-batch of 4 × 128 tokens, r 16,
+/// alpha 32, on q/v and on all linear modules, with and without gradient checkpointing. Prints
+/// tokens/s and the process's resident memory.
+final class TrainingBenchmarkTests: XCTestCase {
+    func testLoRAStepOnSmolLM2() throws {
+        guard ProcessInfo.processInfo.environment["FINCH_BENCH"] == "1" else { throw XCTSkip("set FINCH_BENCH=1") }
+        let path = ModelCache.fromEnvironment().path(for: .defaultModel)
+        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("SmolLM2 GGUF not cached at \(path)") }
+        let model = try CausalLM(source: ModelSource(path: path))
+        let pool = ThreadPool()
+        #if canImport(CBLAS)
+        if let n = ProcessInfo.processInfo.environment["FINCH_BENCH_BLAS_THREADS"].flatMap({ Int32($0) }) { openblas_set_num_threads(n) }
+        print("OpenBLAS threads: \(openblas_get_num_threads()); pool threads: \(pool.threads)")
+        #endif
+        var rng = SeededGenerator(seed: 1)
+        let lengths = (ProcessInfo.processInfo.environment["FINCH_BENCH_LENGTHS"] ?? "128,128,128,128").split(separator: ",").compactMap { Int($0) }
+        let sequences = lengths.map { n in (0..<n).map { _ in Int.random(in: 0..<model.vocabularySize, using: &rng) } }
+        // Prompt (first quarter) masked, as in SFT/DPO.
+        let labels = sequences.map { s in s.enumerated().map { $0.offset < s.count / 4 ? -100 : $0.element } }
+        let batch = try PackedBatch(sequences: sequences, labels: labels)
+        print("RSS after load: \(Self.memory())")
+        let only = ProcessInfo.processInfo.environment["FINCH_BENCH_CASES"] ?? "qv,all,qv+ckpt,all+ckpt"
+        for targets: LoRAConfiguration.TargetModules? in [nil, .names(["q_proj", "v_proj"]), .allLinear] {
+            let adapter = try targets.map { try LoRAAdapter(configuration: LoRAConfiguration(r: 16, loraAlpha: 32, targetModules: $0), model: model, seed: 1) }
+            for checkpointing in [false, true] {
+                let label = (targets == nil ? "none" : targets == .allLinear ? "all" : "qv") + (checkpointing ? "+ckpt" : "")
+                guard only.split(separator: ",").contains(Substring(label)) else { continue }
+                let pass = TrainingPass(model: model)
+                var best = (forward: Double.infinity, backward: Double.infinity)
+                for _ in 0..<3 {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let out = try pass.forward(batch, adapter: adapter, options: .init(gradientCheckpointing: checkpointing), pool: pool)
+                    let t1 = DispatchTime.now().uptimeNanoseconds
+                    let (_, g) = CausalLMLoss.meanCrossEntropy(logProbabilities: out.logProbabilities, targets: batch.targets)
+                    try pass.backward(logProbabilityGradient: g, pool: pool)
+                    let t2 = DispatchTime.now().uptimeNanoseconds
+                    best = (min(best.forward, Double(t1 - t0) / 1e9), min(best.backward, Double(t2 - t1) / 1e9))
+                }
+                let total = best.forward + best.backward
+                print(String(format: "LoRA %@ r16, %d tokens, checkpointing %@: forward %.3f s, backward %.3f s, step %.3f s = %.0f tokens/s; %@",
+                             label, batch.tokenCount, "\(checkpointing)", best.forward, best.backward, total,
+                             Double(batch.tokenCount) / total, Self.memory()))
+            }
+        }
+    }
+
+    static func memory() -> String {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return "?" }
+        return status.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") }
+            .map { $0.replacingOccurrences(of: "\t", with: "").replacingOccurrences(of: "  ", with: "") }.joined(separator: ", ")
+    }
+}
