@@ -106,10 +106,10 @@ enum Norm {
     case rms([Float], epsilon: Float)
     case layer([Float], [Float], epsilon: Float)
 
-    func apply(_ x: UnsafePointer<Float>, tokens: Int, channels: Int, into out: UnsafeMutablePointer<Float>) {
+    func apply(_ x: UnsafePointer<Float>, tokens: Int, channels: Int, into out: UnsafeMutablePointer<Float>, pool: ThreadPool = .serial) {
         switch self {
         case let .rms(w, eps):
-            w.withUnsafeBufferPointer { RMSNorm.forward(x, weight: $0.baseAddress!, epsilon: eps, tokens: tokens, channels: channels, into: out) }
+            w.withUnsafeBufferPointer { RMSNorm.forward(x, weight: $0.baseAddress!, epsilon: eps, tokens: tokens, channels: channels, into: out, pool: pool) }
         case let .layer(w, b, eps):
             w.withUnsafeBufferPointer { wp in
                 b.withUnsafeBufferPointer { bp in

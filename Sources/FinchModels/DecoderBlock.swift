@@ -25,7 +25,7 @@ struct DecoderBlock: @unchecked Sendable {
         let attn = cache.workspace.buffer("attn", T * qWidth)
         let past = cache.count
 
-        inputNorm.apply(x, tokens: T, channels: H, into: h)
+        inputNorm.apply(x, tokens: T, channels: H, into: h, pool: pool)
         // Keys and values are written straight into the cache rows for these positions.
         let keys = cache.keys[layer].pointer, values = cache.values[layer].pointer
         let kNew = keys + past * kvWidth, vNew = values + past * kvWidth
@@ -46,11 +46,11 @@ struct DecoderBlock: @unchecked Sendable {
         let m = cache.workspace.buffer("mlp", T * I)
         switch kind {
         case .llama:
-            postAttentionNorm?.apply(x, tokens: T, channels: H, into: h)
+            postAttentionNorm?.apply(x, tokens: T, channels: H, into: h, pool: pool)
             let g = cache.workspace.buffer("gate", T * I)
             gate?.forward(h, tokens: T, into: g, pool: pool)
             up.forward(h, tokens: T, into: m, pool: pool)
-            Activations.swiGLU(gate: g, up: m, count: T * I, into: m)
+            Activations.swiGLU(gate: g, up: m, count: T * I, into: m, pool: pool)
         case .phi:
             // Phi: the MLP reads the same normed input as attention (parallel block).
             up.forward(h, tokens: T, into: m, pool: pool)
