@@ -45,21 +45,32 @@ public enum Activations {
     /// vectorized `VectorMath.exp`.
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
-        var m = -Float.infinity
-        for i in 0..<count { m = max(m, x[i]) }
-        var sum: Float = 0
+        let raw = UnsafeMutableRawPointer(x)
         var i = 0
-        var partial = SIMD16<Float>()
+        var maxima = SIMD16<Float>(repeating: -.infinity)
         while i + 16 <= count {
-            let e = VectorMath.exp(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - m)
-            UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: SIMD16<Float>.self)
+            maxima = pointwiseMax(maxima, raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self))
+            i += 16
+        }
+        var m = maxima.max()
+        while i < count { m = max(m, x[i]); i += 1 }
+        var partial = SIMD16<Float>()
+        i = 0
+        while i + 16 <= count {
+            let e = VectorMath.exp(raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - m)
+            raw.storeBytes(of: e, toByteOffset: 4 * i, as: SIMD16<Float>.self)
             partial += e
             i += 16
         }
-        sum = partial.sum()
+        var sum = partial.sum()
         while i < count { let e = expf(x[i] - m); x[i] = e; sum += e; i += 1 }
         let inv = 1 / sum
-        for i in 0..<count { x[i] *= inv }
+        i = 0
+        while i + 16 <= count {
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) * inv, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count { x[i] *= inv; i += 1 }
     }
 }
 

@@ -70,7 +70,7 @@ public enum Attention {
                             let row = scores + t * visible
                             let seen = past + t0 + t + 1
                             Activations.softmax(row, count: seen)
-                            for j in seen..<visible { row[j] = 0 }
+                            if seen < visible { (row + seen).update(repeating: 0, count: visible - seen) }
                         }
                         BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: d, k: visible,
                                   a: scores, lda: visible, b: v + kvh * d, ldb: kvHeads * d,
