@@ -49,7 +49,8 @@ public enum Activations {
         var i = 0
         var maxima = SIMD16<Float>(repeating: -.infinity)
         while i + 16 <= count {
-            maxima = pointwiseMax(maxima, raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self))
+            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            maxima.replace(with: v, where: v .> maxima)
             i += 16
         }
         var m = maxima.max()

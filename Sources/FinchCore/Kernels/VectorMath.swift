@@ -9,7 +9,10 @@ public enum VectorMath {
     /// beyond Float32's normal range); NaN stays NaN.
     @inline(__always)
     public static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let clamped = x.clamped(lowerBound: SIMD16(repeating: -87.33654), upperBound: SIMD16(repeating: 88.72283))
+        // Comparisons and selects (`clamped` and `pointwiseMin` are generic and not inlined).
+        var clamped = x
+        clamped.replace(with: -87.33654, where: x .< -87.33654)
+        clamped.replace(with: 88.72283, where: x .> 88.72283)
         // n = round(x / ln 2) with the 1.5·2²³ trick (exact for |n| < 2²²).
         let shifter: Float = 12_582_912
         let shifted = clamped * 1.442695040888963 + shifter
