@@ -18,8 +18,10 @@ import Foundation
 /// - the scalars are computed in Double (`step_size = lr/(1−β1^k)`, `√(1−β2^k)`, `1 − lr·wd`,
 ///   `1 − β1`, `1 − β2`) and rounded to Float once;
 /// - each tensor runs an 8-wide vector body over its first `count − count % 8` elements and a scalar
-///   tail over the rest, and the two round `v` differently because GCC contracts the multiply-adds
-///   differently: body `v = fma((1−β2)·g, g, v·β2)`, tail `v = fma(v, β2, ((1−β2)·g)·g)`; `m` is
+///   tail over the rest (8 is the `Vectorized<float>` width torch 2.15 dispatched on this AVX-512
+///   machine; a torch build whose kernel ran 16 wide would move the tail boundary), and the two
+///   round `v` differently because GCC contracted their multiply-adds differently: body
+///   `v = fma((1−β2)·g, g, v·β2)`, tail `v = fma(v, β2, ((1−β2)·g)·g)`; `m` is
 ///   `fma(1−β1, g − m, m)` in both (torch's lerp; for 1−β1 ≥ ½ the lerp's other branch,
 ///   `fma((1−β1) − 1, g − m, g)`);
 /// - the update is `θ + (−step_size·m) / (√v / √(1−β2^k) + ε)` with a correctly rounded √.
@@ -59,7 +61,7 @@ public struct AdamW: Sendable, Equatable {
     }
 
     /// Takes one step on every slice of `arena` with the current gradients, at `learningRate`
-    /// (the scheduler's value for this step, see ``LearningRateSchedule/learningRate(at:)``).
+    /// (the scheduler's value for this step, ``LearningRateSchedule/learningRate(forStep:)``).
     ///
     /// Elementwise, so the result does not depend on `pool`'s thread count.
     public mutating func step(_ arena: ParameterArena, learningRate lr: Double, pool: ThreadPool = .serial) {
