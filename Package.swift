@@ -32,6 +32,7 @@ let package = Package(
         .library(name: "FinchTokenizers", targets: ["FinchTokenizers"]),
         .library(name: "FinchModels", targets: ["FinchModels"]),
         .library(name: "FinchGeneration", targets: ["FinchGeneration"]),
+        .library(name: "FinchTraining", targets: ["FinchTraining"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -50,6 +51,10 @@ let package = Package(
         .target(name: "FinchTokenizers", dependencies: ["FinchCore", "FinchFormats", "FinchJinja"]),
         .target(name: "FinchModels", dependencies: ["FinchCore", "FinchFormats"]),
         .target(name: "FinchGeneration", dependencies: ["FinchCore", "FinchFormats", "FinchTokenizers", "FinchModels"]),
+        // Optimizer, schedules and the training loop's bookkeeping. Compiled for the host CPU like
+        // FinchCore: AdamW's fused multiply-adds (which torch's fused kernel uses) become single
+        // instructions instead of `fmaf` calls.
+        .target(name: "FinchTraining", dependencies: ["FinchCore", "FinchFormats"], swiftSettings: kernelSettings),
         .executableTarget(
             name: "finch",
             dependencies: [
@@ -75,5 +80,10 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats"]),
+        .testTarget(
+            name: "FinchTrainingTests",
+            dependencies: ["FinchCore", "FinchFormats", "FinchTraining"],
+            exclude: ["Fixtures"]
+        ),
     ]
 )

@@ -75,53 +75,39 @@ enum FloatBlockDecode {
                                         _ prepared: UnsafePointer<Float>, _ output: DecodeOutput) {
         let blocks = layout.blocks, steps = layout.steps
         let fullSteps = blocks / K.blocksPerStep
-        let perToken = layout.perToken
-        let padded = steps * K.blocksPerStep + 4
-        // d and m per block, then d repeated over each block's lanes (16 floats per step).
-        withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: steps + (2 * padded + 15) / 16) { buffer in
-            let laneScales = buffer.baseAddress!
-            let d = UnsafeMutableRawPointer(laneScales + steps).assumingMemoryBound(to: Float.self), m = d + padded
-            for r in rows {
-                let row = base + r &* rowBytes
-                IntegerDecode.blockScales(row, K.blockBytes, blocks, K.hasMin, d, m)
-                for b in blocks..<(steps * K.blocksPerStep) { d[b] = 0 }
-                K.expand(d, steps: steps, into: laneScales)
-                for t in 0..<tokens {
-                    let x = UnsafeRawPointer(prepared + t &* perToken)
-                    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-                    var step = 0
-                    // Two steps per iteration into separate accumulators (independent add chains).
-                    while step + 2 <= fullSteps {
-                        let first = step &* K.blocksPerStep
-                        acc0 += K.dot(K.words(row, first: first), x + step &* (K.vectors &* 64)) * laneScales[step]
-                        acc1 += K.dot(K.words(row, first: first &+ K.blocksPerStep), x + (step &+ 1) &* (K.vectors &* 64))
-                            * laneScales[step &+ 1]
-                        step &+= 2
-                    }
-                    if step < fullSteps {
-                        acc0 += K.dot(K.words(row, first: step &* K.blocksPerStep), x + step &* (K.vectors &* 64)) * laneScales[step]
-                        step &+= 1
-                    }
-                    if step < steps {
-                        let words = K.partialWords(row, first: step &* K.blocksPerStep, blocks: blocks)
-                        acc1 += K.dot(words, x + step &* (K.vectors &* 64)) * laneScales[step]
-                    }
-                    var value = (acc0 + acc1).sum()
+        let perToken = layout.perToken, stepBytes = K.vectors &* 64
+        for r in rows {
+            let row = base + r &* rowBytes
+            for t in 0..<tokens {
+                let x = UnsafeRawPointer(prepared + t &* perToken)
+                let sums = UnsafeRawPointer(prepared + t &* perToken + layout.permutedCount)
+                var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+                var offsets = SIMD4<Float>()
+                var step = 0
+                // Two steps per iteration into separate accumulators (independent add chains).
+                while step + 2 <= fullSteps {
+                    let first = step &* K.blocksPerStep, next = first &+ K.blocksPerStep
+                    acc0.addProduct(K.dot(K.words(row, first: first), x + step &* stepBytes), K.laneScales(row, first: first))
+                    acc1.addProduct(K.dot(K.words(row, first: next), x + (step &+ 1) &* stepBytes), K.laneScales(row, first: next))
                     if K.hasMin {
-                        let sums = prepared + t &* perToken + layout.permutedCount
-                        var offset = SIMD4<Float>()
-                        var j = 0
-                        while j + 4 <= blocks {
-                            offset += UnsafeRawPointer(m + j).loadUnaligned(as: SIMD4<Float>.self)
-                                * UnsafeRawPointer(sums + j).loadUnaligned(as: SIMD4<Float>.self)
-                            j &+= 4
-                        }
-                        var tail: Float = 0
-                        while j < blocks { tail += m[j] * sums[j]; j &+= 1 }
-                        value += offset.sum() + tail
+                        offsets += K.minima(row, first: first) * sums.loadUnaligned(fromByteOffset: 4 &* first, as: SIMD4<Float>.self)
+                        offsets += K.minima(row, first: next) * sums.loadUnaligned(fromByteOffset: 4 &* next, as: SIMD4<Float>.self)
                     }
-                    output.store(value, token: t, row: r)
+                    step &+= 2
                 }
+                while step < steps {
+                    let first = step &* K.blocksPerStep
+                    let count = min(K.blocksPerStep, blocks &- first)
+                    let words = count == K.blocksPerStep ? K.words(row, first: first) : K.partialWords(row, first: first, blocks: blocks)
+                    acc0 += K.dot(words, x + step &* stepBytes) * K.laneScales(row, first: first, count: count)
+                    if K.hasMin {
+                        for b in first..<(first &+ count) {
+                            offsets[0] += K.minimum(row, block: b) * sums.load(fromByteOffset: 4 &* b, as: Float.self)
+                        }
+                    }
+                    step &+= 1
+                }
+                output.store((acc0 + acc1).sum() + offsets.sum(), token: t, row: r)
             }
         }
     }
@@ -161,19 +147,45 @@ protocol FloatBlockCodes {
     static func dot(_ words: SIMD16<UInt32>, _ x: UnsafeRawPointer) -> SIMD16<Float>
 }
 
+#if os(macOS) && arch(x86_64)
+/// Float16 is unavailable here: the exact bit-level conversion.
+@inline(__always) private func half(_ bits: UInt16) -> Float { HalfPrecision.float(fromHalf: bits) }
+#else
+/// One f16 to Float32 (a single `vcvtph2ps` with F16C; exact either way).
+@inline(__always) private func half(_ bits: UInt16) -> Float { Float(Float16(bitPattern: bits)) }
+#endif
+
 extension FloatBlockCodes {
-    /// Each lane's block scale (lane L belongs to block `L / (16 / blocksPerStep)`), per step.
+    /// Block b's scale `d` (the f16 at the start of the block).
     @inline(__always)
-    static func expand(_ d: UnsafePointer<Float>, steps: Int, into lanes: UnsafeMutablePointer<SIMD16<Float>>) {
-        let raw = UnsafeMutableRawPointer(lanes)
-        let width = 16 / blocksPerStep
-        for b in 0..<(steps * blocksPerStep) {
-            if width == 4 {
-                raw.storeBytes(of: SIMD4<Float>(repeating: d[b]), toByteOffset: 16 &* b, as: SIMD4<Float>.self)
-            } else {
-                raw.storeBytes(of: SIMD8<Float>(repeating: d[b]), toByteOffset: 32 &* b, as: SIMD8<Float>.self)
-            }
+    static func scale(_ row: UnsafeRawPointer, block b: Int) -> Float {
+        half(row.loadUnaligned(fromByteOffset: b &* blockBytes, as: UInt16.self))
+    }
+
+    /// Block b's minimum `m` (the f16 after `d`; Q4_1).
+    @inline(__always)
+    static func minimum(_ row: UnsafeRawPointer, block b: Int) -> Float {
+        half(row.loadUnaligned(fromByteOffset: b &* blockBytes &+ 2, as: UInt16.self))
+    }
+
+    /// The minima of blocks `first ..< first + 4`.
+    @inline(__always)
+    static func minima(_ row: UnsafeRawPointer, first: Int) -> SIMD4<Float> {
+        SIMD4(minimum(row, block: first), minimum(row, block: first &+ 1), minimum(row, block: first &+ 2), minimum(row, block: first &+ 3))
+    }
+
+    /// Each lane's block scale for the step starting at block `first`: lane L belongs to block
+    /// `first + L / (16 / blocksPerStep)`; blocks at or past `first + count` get 0.
+    @inline(__always)
+    static func laneScales(_ row: UnsafeRawPointer, first: Int, count: Int? = nil) -> SIMD16<Float> {
+        let n = count ?? blocksPerStep
+        @inline(__always) func d(_ j: Int) -> Float { j < n ? scale(row, block: first &+ j) : 0 }
+        if blocksPerStep == 4 {
+            let (a, b, c, e) = (d(0), d(1), d(2), d(3))
+            return SIMD16(a, a, a, a, b, b, b, b, c, c, c, c, e, e, e, e)
         }
+        let (a, b) = (d(0), d(1))
+        return SIMD16(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)
     }
 
     /// Codes in 0 … 255 (already masked) to Float32 minus `bias`, exactly.
@@ -198,17 +210,22 @@ private func nibbleWords(_ row: UnsafeRawPointer, first: Int, blocks: Int, block
                   highHalf: SIMD8(lowHalf: block(first + 2), highHalf: block(first + 3)))
 }
 
-/// `Σ_v codes_v·x_v` for nibble codes minus `bias` (vector v = 4n + k: nibble n of byte k).
+/// `Σ_v codes_v·x_v` for nibble codes minus `bias` (vector v = 4n + k: nibble n of byte k), with
+/// fused multiply-adds (one rounding per term).
 @inline(__always)
 private func nibbleDot(_ w: SIMD16<UInt32>, _ x: UnsafeRawPointer, bias: Float) -> SIMD16<Float> {
-    @inline(__always) func term<K: FloatBlockCodes>(_ k: K.Type, _ shift: UInt32, _ v: Int) -> SIMD16<Float> {
-        K.float((w &>> shift) & 0xF, minus: bias) * K.load(x, v)
+    @inline(__always) func codes(_ shift: UInt32) -> SIMD16<Float> {
+        Q4_1Codes.float((w &>> shift) & 0xF, minus: bias)
     }
-    let a = term(Q4_1Codes.self, 0, 0) + term(Q4_1Codes.self, 8, 1)
-    let b = term(Q4_1Codes.self, 16, 2) + term(Q4_1Codes.self, 24, 3)
-    let c = term(Q4_1Codes.self, 4, 4) + term(Q4_1Codes.self, 12, 5)
-    let e = term(Q4_1Codes.self, 20, 6) + term(Q4_1Codes.self, 28, 7)
-    return (a + b) + (c + e)
+    var a = codes(0) * Q4_1Codes.load(x, 0)
+    var b = codes(4) * Q4_1Codes.load(x, 4)
+    a.addProduct(codes(8), Q4_1Codes.load(x, 1))
+    b.addProduct(codes(12), Q4_1Codes.load(x, 5))
+    a.addProduct(codes(16), Q4_1Codes.load(x, 2))
+    b.addProduct(codes(20), Q4_1Codes.load(x, 6))
+    a.addProduct(codes(24), Q4_1Codes.load(x, 3))
+    b.addProduct(codes(28), Q4_1Codes.load(x, 7))
+    return a + b
 }
 
 /// Q8_0 (34 B): `d:f16, qs:i8[32]`, w = d·qs.
@@ -230,8 +247,10 @@ enum Q8_0Codes: FloatBlockCodes {
     static func dot(_ w: SIMD16<UInt32>, _ x: UnsafeRawPointer) -> SIMD16<Float> {
         // Signed bytes: flipping the sign bit gives q + 128 ∈ 0 … 255; subtract 128 after converting.
         let u = w ^ 0x8080_8080
-        let a = float(u & 0xFF, minus: 128) * load(x, 0) + float((u &>> 8) & 0xFF, minus: 128) * load(x, 1)
-        let b = float((u &>> 16) & 0xFF, minus: 128) * load(x, 2) + float(u &>> 24, minus: 128) * load(x, 3)
+        var a = float(u & 0xFF, minus: 128) * load(x, 0)
+        var b = float((u &>> 8) & 0xFF, minus: 128) * load(x, 1)
+        a.addProduct(float((u &>> 16) & 0xFF, minus: 128), load(x, 2))
+        b.addProduct(float(u &>> 24, minus: 128), load(x, 3))
         return a + b
     }
 }
@@ -263,7 +282,12 @@ enum Q4_1Codes: FloatBlockCodes {
     static var vectors: Int { 8 }
     @inline(__always)
     static func words(_ row: UnsafeRawPointer, first: Int) -> SIMD16<UInt32> {
-        nibbleWords(row, first: first, blocks: .max, blockBytes: 20, offset: 4)
+        // One 64-byte load and one 16-byte load cover the four blocks (80 bytes); the code words
+        // are picked out with one two-source lane shuffle (LLVM: `vpermt2d`). Built from four
+        // separate 16-byte loads instead, LLVM splits every 16-lane operation into 4-lane pieces.
+        let a = row.loadUnaligned(fromByteOffset: first &* 20, as: SIMD16<UInt32>.self)
+        let b = row.loadUnaligned(fromByteOffset: first &* 20 &+ 64, as: SIMD4<UInt32>.self)
+        return SIMD16(a[1], a[2], a[3], a[4], a[6], a[7], a[8], a[9], a[11], a[12], a[13], a[14], b[0], b[1], b[2], b[3])
     }
     @inline(__always)
     static func partialWords(_ row: UnsafeRawPointer, first: Int, blocks: Int) -> SIMD16<UInt32> {

@@ -41,10 +41,13 @@ public struct LinearWeight: @unchecked Sendable {
         /// in Float32. Finch rounds to 16 bits (`d = max|x|/32767`; ggml: 8 bits, `max|x|/127`), so
         /// per group `|error| ≤ Σ|w − offset|·d/2`: about 2^-16 of `Σ|w|·max|x|`, the size of
         /// Float32 accumulation error. Offsets (Q4_1/Q5_1 `m`, K-quant mins) multiply the exact
-        /// Float32 activation sums. About 2.5× faster than `.float32` (SSE2 `pmaddwd`).
+        /// Float32 activation sums. On the SmolLM2 decode step about 1.2× faster than `.float32`
+        /// today (its kernels were tuned for SSE2 `pmaddwd`; see BENCHMARKS.md).
         case quantizedActivations
-        /// Every block dequantized bit-exactly (into L1) and multiplied in Float32: the result
-        /// differs from `GGMLType.dequantize` + a Float64 dot product only by Float32 rounding.
+        /// Multiplied in Float32: Q8_0/Q4_0/Q4_1 rows by a fused kernel that converts the codes in
+        /// registers (`FloatBlockDecode`: `d·Σc·x + m·Σx`), other block types dequantized bit-exactly
+        /// into L1 first. The result differs from `GGMLType.dequantize` + a Float64 dot product
+        /// only by Float32 rounding.
         case float32
     }
 

@@ -18,7 +18,8 @@ public struct ThreadPool: Sendable {
     /// Number of threads (≥ 1), the calling thread included.
     public let threads: Int
 
-    /// `threads` defaults to `FINCH_THREADS` or the number of active processors.
+    /// `threads` defaults to `FINCH_THREADS` or the number of active processors. A pool of more
+    /// than one thread makes BLAS single-threaded process-wide (`BLAS.callerThreadsOnly`).
     public init(threads: Int? = nil) {
         if let threads {
             self.threads = max(1, threads)
@@ -27,6 +28,7 @@ public struct ThreadPool: Sendable {
         } else {
             self.threads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         }
+        if self.threads > 1 { BLAS.callerThreadsOnly }
     }
 
     /// A pool that runs everything on the calling thread.

@@ -48,7 +48,7 @@ struct DecoderBlock: @unchecked Sendable {
             }
         }
 
-        inputNorm.apply(x, tokens: T, channels: H, into: h)
+        inputNorm.apply(x, tokens: T, channels: H, into: h, pool: pool)
         // Keys and values are written straight into the cache rows for these positions.
         let keys = cache.keys[layer].pointer, values = cache.values[layer].pointer
         let kNew = keys + past * kvWidth, vNew = values + past * kvWidth
@@ -65,11 +65,11 @@ struct DecoderBlock: @unchecked Sendable {
         let m = cache.workspace.buffer("mlp", T * I)
         switch kind {
         case .llama:
-            postAttentionNorm?.apply(x, tokens: T, channels: H, into: h)
+            postAttentionNorm?.apply(x, tokens: T, channels: H, into: h, pool: pool)
             let g = cache.workspace.buffer("gate", T * I)
             project(.gate, h, into: g)
             project(.up, h, into: m)
-            Activations.swiGLU(gate: g, up: m, count: T * I, into: m)
+            Activations.swiGLU(gate: g, up: m, count: T * I, into: m, pool: pool)
         case .phi:
             // Phi: the MLP reads the same normed input as attention (parallel block).
             project(.up, h, into: m)
@@ -84,10 +84,10 @@ enum Norm: @unchecked Sendable {
     case rms(ParameterVector, epsilon: Float)
     case layer(ParameterVector, ParameterVector, epsilon: Float)
 
-    func apply(_ x: UnsafePointer<Float>, tokens: Int, channels: Int, into out: UnsafeMutablePointer<Float>) {
+    func apply(_ x: UnsafePointer<Float>, tokens: Int, channels: Int, into out: UnsafeMutablePointer<Float>, pool: ThreadPool = .serial) {
         switch self {
         case let .rms(w, eps):
-            RMSNorm.forward(x, weight: w.pointer, epsilon: eps, tokens: tokens, channels: channels, into: out)
+            RMSNorm.forward(x, weight: w.pointer, epsilon: eps, tokens: tokens, channels: channels, into: out, pool: pool)
         case let .layer(w, b, eps):
             LayerNorm.forward(x, weight: w.pointer, bias: b.pointer, epsilon: eps, tokens: tokens, channels: channels, into: out)
         }

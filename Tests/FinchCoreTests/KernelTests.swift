@@ -49,8 +49,9 @@ final class KernelTests: XCTestCase {
     }
 
     func testCausalGroupedQueryAttentionMatchesNaive() {
-        // 2 tokens take the loop path, 20 the BLAS (prefill) path.
-        for tokens in [2, 20] { checkAttention(tokens: tokens) }
+        // 2 tokens take the loop path, 20 the BLAS (prefill) path, 300 several 128-row query blocks
+        // (with single-threaded BLAS, heads split over the pool).
+        for tokens in [2, 20, 300] { checkAttention(tokens: tokens) }
     }
 
     func checkAttention(tokens: Int) {

@@ -2,12 +2,28 @@ import Foundation
 
 /// Elementwise activations of the MLP blocks.
 public enum Activations {
-    /// SwiGLU (Shazeer 2020) as Llama's MLP: `out = silu(gate) · up`, silu(x) = x·σ(x).
+    /// SwiGLU (Shazeer 2020) as Llama's MLP: `out = silu(gate) · up`, silu(x) = x·σ(x), with the
+    /// vectorized `VectorMath.exp` (≤ 2 ulp), split over `pool` for large counts.
     /// gate, up, out: n elements; `out` may alias either input.
-    public static func swiGLU(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>) {
-        for i in 0..<count {
-            let g = gate[i]
-            out[i] = g / (1 + expf(-g)) * up[i]
+    public static func swiGLU(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>,
+                              pool: ThreadPool = .serial) {
+        let output = SendablePointer(out)
+        pool.parallelFor((count + 15) / 16, grain: 2048) { vectors in
+            let out = output.pointer
+            var i = vectors.lowerBound * 16
+            let end = min(count, vectors.upperBound * 16)
+            while i + 16 <= end {
+                let g = UnsafeRawPointer(gate + i).loadUnaligned(as: SIMD16<Float>.self)
+                let u = UnsafeRawPointer(up + i).loadUnaligned(as: SIMD16<Float>.self)
+                let y = g / (1 + VectorMath.exp(-g)) * u
+                UnsafeMutableRawPointer(out + i).storeBytes(of: y, as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < end {
+                let g = gate[i]
+                out[i] = g / (1 + expf(-g)) * up[i]
+                i += 1
+            }
         }
     }
 
@@ -25,14 +41,36 @@ public enum Activations {
         for i in 0..<count { a[i] += b[i] }
     }
 
-    /// Numerically stable softmax in place over `count` values (max subtracted), Float32.
+    /// Numerically stable softmax in place over `count` values (max subtracted), Float32, with the
+    /// vectorized `VectorMath.exp`.
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
-        var m = -Float.infinity
-        for i in 0..<count { m = max(m, x[i]) }
-        var sum: Float = 0
-        for i in 0..<count { let e = expf(x[i] - m); x[i] = e; sum += e }
+        let raw = UnsafeMutableRawPointer(x)
+        var i = 0
+        var maxima = SIMD16<Float>(repeating: -.infinity)
+        while i + 16 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            maxima.replace(with: v, where: v .> maxima)
+            i += 16
+        }
+        var m = maxima.max()
+        while i < count { m = max(m, x[i]); i += 1 }
+        var partial = SIMD16<Float>()
+        i = 0
+        while i + 16 <= count {
+            let e = VectorMath.exp(raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - m)
+            raw.storeBytes(of: e, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+            partial += e
+            i += 16
+        }
+        var sum = partial.sum()
+        while i < count { let e = expf(x[i] - m); x[i] = e; sum += e; i += 1 }
         let inv = 1 / sum
-        for i in 0..<count { x[i] *= inv }
+        i = 0
+        while i + 16 <= count {
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) * inv, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count { x[i] *= inv; i += 1 }
     }
 }

@@ -12,7 +12,8 @@ public enum Attention {
         let scale = 1 / Float(d).squareRoot()
         let total = past + tokens
         if tokens >= 16 {
-            blocked(query: q, keys: k, values: v, tokens: tokens, past: past, heads: heads, kvHeads: kvHeads, headDim: d, into: out)
+            blocked(query: q, keys: k, values: v, tokens: tokens, past: past, heads: heads, kvHeads: kvHeads, headDim: d,
+                    into: out, pool: LinearBLAS.isSingleThreaded ? pool : .serial)
             return
         }
         pool.parallelFor(heads * tokens) { range in
@@ -44,26 +45,40 @@ public enum Attention {
 
     /// Prefill path: per head, scores = Q·Kᵀ and output = P·V as matrix products (BLAS), with the
     /// causal mask applied between them. Same math as the loop path; summation order differs.
+    /// Heads are split over the pool (each worker its own score buffer, BLAS on the calling
+    /// thread), and queries go in blocks of `queryBlock` rows whose products only span the keys
+    /// those rows can see, which skips most of the masked upper triangle.
     static func blocked(query q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
-                        tokens: Int, past: Int, heads: Int, kvHeads: Int, headDim d: Int, into out: UnsafeMutablePointer<Float>) {
+                        tokens: Int, past: Int, heads: Int, kvHeads: Int, headDim d: Int, into out: UnsafeMutablePointer<Float>,
+                        pool: ThreadPool = .serial) {
         let group = heads / kvHeads
         let total = past + tokens
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: tokens * total)
-        defer { scores.deallocate() }
-        for h in 0..<heads {
-            let kvh = h / group
-            BLAS.gemm(transposeA: false, transposeB: true, m: tokens, n: total, k: d,
-                      a: q + h * d, lda: heads * d, b: k + kvh * d, ldb: kvHeads * d,
-                      c: scores, ldc: total, alpha: 1 / Float(d).squareRoot())
-            for t in 0..<tokens {
-                let row = scores + t * total
-                let visible = past + t + 1
-                Activations.softmax(row, count: visible)
-                for j in visible..<total { row[j] = 0 }
+        let queryBlock = 128
+        let output = SendablePointer(out)
+        pool.parallelFor(heads) { headRange in
+            QuantizedScratch.shared.withBuffer(of: Float.self, count: min(queryBlock, tokens) * total) { scores in
+                for h in headRange {
+                    let kvh = h / group
+                    var t0 = 0
+                    while t0 < tokens {
+                        let rows = min(queryBlock, tokens - t0)
+                        let visible = past + t0 + rows // keys the last row of the block sees
+                        BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: visible, k: d,
+                                  a: q + t0 * heads * d + h * d, lda: heads * d, b: k + kvh * d, ldb: kvHeads * d,
+                                  c: scores, ldc: visible, alpha: 1 / Float(d).squareRoot())
+                        for t in 0..<rows {
+                            let row = scores + t * visible
+                            let seen = past + t0 + t + 1
+                            Activations.softmax(row, count: seen)
+                            if seen < visible { (row + seen).update(repeating: 0, count: visible - seen) }
+                        }
+                        BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: d, k: visible,
+                                  a: scores, lda: visible, b: v + kvh * d, ldb: kvHeads * d,
+                                  c: output.pointer + t0 * heads * d + h * d, ldc: heads * d)
+                        t0 += rows
+                    }
+                }
             }
-            BLAS.gemm(transposeA: false, transposeB: false, m: tokens, n: d, k: total,
-                      a: scores, lda: total, b: v + kvh * d, ldb: kvHeads * d,
-                      c: out + h * d, ldc: heads * d)
         }
     }
 }

@@ -5,8 +5,16 @@ import Foundation
 public enum RMSNorm {
     /// x: (T, C) row-major, weight: (C), out: (T, C). `out` may alias `x`.
     public static func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, epsilon: Float,
-                               tokens: Int, channels: Int, into out: UnsafeMutablePointer<Float>) {
-        for t in 0..<tokens {
+                               tokens: Int, channels: Int, into out: UnsafeMutablePointer<Float>, pool: ThreadPool = .serial) {
+        let output = SendablePointer(out)
+        pool.parallelFor(tokens, grain: max(1, 32_768 / max(1, channels))) { range in
+            forward(x, weight: weight, epsilon: epsilon, tokens: range, channels: channels, into: output.pointer)
+        }
+    }
+
+    static func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, epsilon: Float,
+                        tokens: Range<Int>, channels: Int, into out: UnsafeMutablePointer<Float>) {
+        for t in tokens {
             let row = x + t * channels, o = out + t * channels
             var sum: Float = 0
             for c in 0..<channels { sum += row[c] * row[c] }
