@@ -15,6 +15,8 @@ public final class CausalLM: @unchecked Sendable {
     let finalNorm: Norm
     let lmHead: LinearWeight
     let lmHeadBias: ParameterVector?
+    /// Whether lm_head is the embedding matrix (SmolLM2, the tiny Llama).
+    let tiedEmbeddings: Bool
     let rope: RoPE
     let source: ModelSource
     /// Every parameter as Float32, trainable (full fine-tuning); nil for a loaded model, whose
@@ -54,8 +56,10 @@ public final class CausalLM: @unchecked Sendable {
         }
         if w.has("lm_head.weight") {
             lmHead = try w.weight("lm_head.weight", out: c.vocabSize, in: hidden)
+            tiedEmbeddings = false
         } else if c.tieWordEmbeddings || c.architecture != .phi {
             lmHead = embedding // tied embeddings (SmolLM2)
+            tiedEmbeddings = true
         } else {
             throw ModelError(source.path, "missing tensor 'lm_head.weight' and the config does not tie embeddings")
         }
@@ -75,6 +79,7 @@ public final class CausalLM: @unchecked Sendable {
         self.lmHead = lmHead
         self.lmHeadBias = lmHeadBias
         self.trainableParameters = trainableParameters
+        tiedEmbeddings = model.tiedEmbeddings
     }
 
     var blockKind: DecoderBlock.Kind { blocks.first?.kind ?? (configuration.architecture == .phi ? .phi : .llama) }

@@ -33,28 +33,23 @@ public final class LoRAAdapter: @unchecked Sendable {
     /// exactly what the base model computes until B is trained.
     /// - Throws: `ModelError` for invalid hyperparameters or a `target_modules` entry that matches
     ///   no module (the message lists the modules that exist).
-    public init(name: String = "default", configuration: LoRAConfiguration, model: CausalLM, seed: UInt64) throws {
-        try configuration.validate(path: model.path)
-        let kind = model.blockKind
-        let available = model.linearModuleNames
-        let defaults: [String] = switch kind {
-        case .llama: ["q_proj", "v_proj"]
-        case .phi: ["q_proj", "v_proj", "fc1", "fc2"]
-        }
-        let selected = Set(try configuration.targetModules.resolve(in: available, architecture: model.configuration.sourceModelType,
-                                                                    defaults: defaults, path: model.path))
-        let r = configuration.r
-        var shapes: [(name: String, shape: [Int])] = []
-        var chosen: [(layer: Int, module: LinearModule, name: String, linear: Linear)] = []
-        for (layer, block) in model.blocks.enumerated() {
-            for module in LinearModule.allCases {
-                guard let name = module.name(layer: layer, kind), selected.contains(name), let linear = block.linear(module) else { continue }
-                chosen.append((layer, module, name, linear))
-                shapes.append((name + ".lora_A.weight", [r, linear.inFeatures]))
-                shapes.append((name + ".lora_B.weight", [linear.outFeatures, r]))
+    /// - Parameter values: where A and B live (e.g. an optimizer's arena laid out from
+    ///   `parameterShapes(configuration:model:)`, in that order); nil: memory of the adapter's own.
+    ///   Either way A is drawn and B zeroed here.
+    public init(name: String = "default", configuration: LoRAConfiguration, model: CausalLM, seed: UInt64,
+                values: ExternalValues? = nil) throws {
+        let chosen = try Self.plan(configuration, model)
+        let shapes = Self.shapes(chosen, rank: configuration.r)
+        let parameters: TrainableParameters
+        if let values {
+            guard values.count >= TrainableParameters.floatCount(for: shapes) else {
+                throw ModelError(model.path, "LoRA adapter '\(name)' needs \(TrainableParameters.floatCount(for: shapes)) floats of storage, given \(values.count)")
             }
+            parameters = TrainableParameters(shapes, values: values)
+            parameters.values.update(repeating: 0, count: parameters.count)
+        } else {
+            parameters = TrainableParameters(shapes)
         }
-        let parameters = TrainableParameters(shapes)
         var generator = SplitMix64(seed: seed)
         var modules = [LoRAModule?](repeating: nil, count: model.blocks.count * LinearModule.allCases.count)
         for (ordinal, c) in chosen.enumerated() {
@@ -62,7 +57,7 @@ public final class LoRAAdapter: @unchecked Sendable {
             let bound = 1 / Float(c.linear.inFeatures).squareRoot()
             for i in 0..<a.count { parameters.values[a.offset + i] = generator.uniform(bound: bound) }
             modules[c.layer * LinearModule.allCases.count + c.module.rawValue] = LoRAModule(
-                ordinal: ordinal, name: c.name, rank: r, inFeatures: c.linear.inFeatures, outFeatures: c.linear.outFeatures,
+                ordinal: ordinal, name: c.name, rank: configuration.r, inFeatures: c.linear.inFeatures, outFeatures: c.linear.outFeatures,
                 a: parameters.values + a.offset, b: parameters.values + b.offset,
                 aGradient: parameters.gradients + a.offset, bGradient: parameters.gradients + b.offset)
         }
@@ -73,6 +68,39 @@ public final class LoRAAdapter: @unchecked Sendable {
         self.parameters = parameters
         self.modelConfiguration = model.configuration
         self.modules = modules
+    }
+
+    /// The names and shapes of the tensors an adapter with `configuration` has on `model`, in the
+    /// order of its `parameters` (module by module in model order, A then B), without making one:
+    /// to lay out an optimizer's arena first and pass its memory as `values`.
+    public static func parameterShapes(configuration: LoRAConfiguration, model: CausalLM) throws -> [(name: String, shape: [Int])] {
+        shapes(try plan(configuration, model), rank: configuration.r)
+    }
+
+    private typealias Choice = (layer: Int, module: LinearModule, name: String, linear: Linear)
+
+    /// The adapted modules, in model order.
+    private static func plan(_ configuration: LoRAConfiguration, _ model: CausalLM) throws -> [Choice] {
+        try configuration.validate(path: model.path)
+        let kind = model.blockKind
+        let defaults: [String] = switch kind {
+        case .llama: ["q_proj", "v_proj"]
+        case .phi: ["q_proj", "v_proj", "fc1", "fc2"]
+        }
+        let selected = Set(try configuration.targetModules.resolve(in: model.linearModuleNames, architecture: model.configuration.sourceModelType,
+                                                                    defaults: defaults, path: model.path))
+        var chosen: [Choice] = []
+        for (layer, block) in model.blocks.enumerated() {
+            for module in LinearModule.allCases {
+                guard let name = module.name(layer: layer, kind), selected.contains(name), let linear = block.linear(module) else { continue }
+                chosen.append((layer, module, name, linear))
+            }
+        }
+        return chosen
+    }
+
+    private static func shapes(_ chosen: [Choice], rank r: Int) -> [(name: String, shape: [Int])] {
+        chosen.flatMap { c in [(c.name + ".lora_A.weight", [r, c.linear.inFeatures]), (c.name + ".lora_B.weight", [c.linear.outFeatures, r])] }
     }
 
     func module(layer: Int, _ module: LinearModule) -> LoRAModule? {

@@ -63,4 +63,28 @@ public struct PackedBatch: Sendable, Equatable {
     public init(sequences: [[Int]]) throws {
         try self.init(sequences: sequences, labels: sequences)
     }
+
+    /// Per-sequence sums of per-token values over the scored rows (masked rows count 0): with log
+    /// p, DPO's sequence log-probabilities (TRL sums the completion tokens' log p, prompt and
+    /// padding masked). Summed in Double, rounded once.
+    public func sequenceSums(_ values: [Float]) -> [Float] {
+        precondition(values.count == tokenCount, "PackedBatch: \(values.count) values for \(tokenCount) tokens")
+        return (0..<sequenceCount).map { s in
+            var sum: Double = 0
+            for t in cumulativeLengths[s]..<cumulativeLengths[s + 1] where targets[t] >= 0 { sum += Double(values[t]) }
+            return Float(sum)
+        }
+    }
+
+    /// The per-token gradient for `TrainingPass.backward` of a loss that depends on the sequence
+    /// sums `S_s = sequenceSums(log p)[s]`: `∂L/∂log p_t = ∂L/∂S_s` on the scored rows of sequence
+    /// s, 0 on masked rows.
+    public func tokenGradient(sequenceGradients: [Float]) -> [Float] {
+        precondition(sequenceGradients.count == sequenceCount, "PackedBatch: \(sequenceGradients.count) gradients for \(sequenceCount) sequences")
+        var g = [Float](repeating: 0, count: tokenCount)
+        for s in 0..<sequenceCount {
+            for t in cumulativeLengths[s]..<cumulativeLengths[s + 1] where targets[t] >= 0 { g[t] = sequenceGradients[s] }
+        }
+        return g
+    }
 }

@@ -10,6 +10,10 @@ import FinchCore
 /// the whole `count` as one flat vector. Backward passes *accumulate* into `gradients` (so several
 /// micro-batches add up); call `zeroGradients()` after each optimizer step.
 ///
+/// The values may live in memory another object owns (`init(_:values:)`): an optimizer's arena can
+/// then update them in place, while the gradients of each backward stay here to be accumulated
+/// into the optimizer's own gradient buffer with its loss scale.
+///
 /// Not thread-safe: one pass or one optimizer step at a time.
 public final class TrainableParameters: @unchecked Sendable {
     /// One named tensor of the arena.
@@ -31,12 +35,27 @@ public final class TrainableParameters: @unchecked Sendable {
     /// The accumulated gradients (`count` floats), same layout as `values`.
     public let gradients: UnsafeMutablePointer<Float>
     private let index: [String: Int]
+    /// Keeps external values alive (nil: `values` is ours).
+    private let valuesOwner: AnyObject?
 
     /// Number of parameters (padding excluded).
     public var parameterCount: Int { tensors.reduce(0) { $0 + $1.count } }
 
-    /// Zero-filled tensors of the given names and shapes, in that order.
-    init(_ shapes: [(name: String, shape: [Int])]) {
+    /// Zero-filled tensors of the given names and shapes, in that order, in memory of their own.
+    public convenience init(_ shapes: [(name: String, shape: [Int])]) {
+        self.init(shapes, storage: nil)
+    }
+
+    /// Tensors whose values live in `values` — e.g. an optimizer's arena (FinchTraining's
+    /// `ParameterArena`, whose slices are laid out by the same rule: in order, each starting on a
+    /// multiple of 16 floats, so the offsets agree) — and whose gradients live here. The values
+    /// are not touched; the gradients start at zero.
+    /// - Precondition: `values.count ≥ Self.floatCount(for: shapes)`.
+    public convenience init(_ shapes: [(name: String, shape: [Int])], values: ExternalValues) {
+        self.init(shapes, storage: values)
+    }
+
+    private init(_ shapes: [(name: String, shape: [Int])], storage external: ExternalValues?) {
         var tensors: [Tensor] = [], index: [String: Int] = [:], offset = 0
         for (name, shape) in shapes {
             precondition(index[name] == nil, "TrainableParameters: two tensors named '\(name)'")
@@ -47,13 +66,25 @@ public final class TrainableParameters: @unchecked Sendable {
         self.tensors = tensors
         self.index = index
         count = offset
-        values = Self.allocate(offset)
+        if let external {
+            precondition(external.count >= offset, "TrainableParameters: \(external.count) external floats for a layout of \(offset)")
+            values = external.pointer
+            valuesOwner = external.owner
+        } else {
+            values = Self.allocate(offset)
+            valuesOwner = nil
+        }
         gradients = Self.allocate(offset)
     }
 
     deinit {
-        UnsafeMutableRawPointer(values).deallocate()
+        if valuesOwner == nil { UnsafeMutableRawPointer(values).deallocate() }
         UnsafeMutableRawPointer(gradients).deallocate()
+    }
+
+    /// Floats a layout of these tensors takes (padding included): the size of `values`.
+    public static func floatCount(for shapes: [(name: String, shape: [Int])]) -> Int {
+        shapes.reduce(0) { $0 + ($1.shape.reduce(1, *) + 15) / 16 * 16 }
     }
 
     private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
@@ -103,5 +134,20 @@ public final class TrainableParameters: @unchecked Sendable {
     func gradient(of weight: LinearWeight) -> UnsafeMutablePointer<Float>? {
         guard case .float32(let p) = weight.storage else { return nil }
         return gradient(of: p)
+    }
+}
+
+/// Float32 memory that another object owns, for `TrainableParameters` values.
+public struct ExternalValues: @unchecked Sendable {
+    public var pointer: UnsafeMutablePointer<Float>
+    /// Floats available from `pointer`.
+    public var count: Int
+    /// Kept alive as long as the parameters are.
+    public var owner: AnyObject
+
+    public init(pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        self.pointer = pointer
+        self.count = count
+        self.owner = owner
     }
 }

@@ -216,3 +216,75 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// How an optimizer (FinchTraining) plugs in: A/B or all weights stored in its arena, and the DPO
+/// helpers over a packed batch.
+final class TrainingIntegrationTests: XCTestCase {
+    /// An adapter whose values live in external memory computes the same as one with its own, and
+    /// writes where the layout says (`parameterShapes`, offsets on 16-float boundaries as
+    /// FinchTraining's `ParameterArena`).
+    func testAdapterValuesInExternalMemory() throws {
+        let fixture = try TrainingFixture("tiny_phi")
+        let configuration = try fixture.loraConfiguration("lora")
+        let shapes = try LoRAAdapter.parameterShapes(configuration: configuration, model: fixture.model)
+        let owned = try LoRAAdapter(configuration: configuration, model: fixture.model, seed: 9)
+        XCTAssertEqual(shapes.map(\.name), owned.parameters.tensors.map(\.name))
+        XCTAssertEqual(shapes.map(\.shape), owned.parameters.tensors.map(\.shape))
+        var offset = 0
+        for tensor in owned.parameters.tensors {
+            XCTAssertEqual(tensor.offset, offset)
+            offset += (tensor.count + 15) / 16 * 16
+        }
+        let floats = TrainableParameters.floatCount(for: shapes)
+        XCTAssertEqual(floats, offset)
+        final class Box { var storage = [Float](repeating: .nan, count: 0) }
+        let box = Box()
+        box.storage = [Float](repeating: .nan, count: floats + 5)
+        try box.storage.withUnsafeMutableBufferPointer { buffer in
+            let external = try LoRAAdapter(configuration: configuration, model: fixture.model, seed: 9,
+                                           values: ExternalValues(pointer: buffer.baseAddress!, count: buffer.count, owner: box))
+            XCTAssertEqual(external.parameters.values, buffer.baseAddress!)
+            XCTAssertTrue(Array(buffer.prefix(floats)) == Array(UnsafeBufferPointer(start: owned.parameters.values, count: floats)))
+            for adapter in [owned, external] {
+                for tensor in adapter.parameters.tensors {
+                    try adapter.parameters.setValues(of: tensor.name, to: fixture.floats("lora.\(tensor.name)"))
+                }
+                let pass = TrainingPass(model: fixture.model)
+                _ = try pass.forward(fixture.batch, adapter: adapter, pool: .serial)
+                try pass.backward(logProbabilityGradient: fixture.weights, pool: .serial)
+            }
+            XCTAssertTrue(Array(UnsafeBufferPointer(start: owned.parameters.gradients, count: floats))
+                          == Array(UnsafeBufferPointer(start: external.parameters.gradients, count: floats)))
+            XCTAssertThrowsError(try LoRAAdapter(configuration: configuration, model: fixture.model, seed: 9,
+                                                 values: ExternalValues(pointer: buffer.baseAddress!, count: floats - 1, owner: box)))
+        }
+    }
+
+    func testTrainableCopyInExternalMemory() throws {
+        let fixture = try TrainingFixture("tiny_llama_gqa")
+        let shapes = try fixture.model.trainableParameterShapes()
+        XCTAssertEqual(shapes.map(\.name), try XCTUnwrap(fixture["parameter_names"]?.arrayValue).compactMap(\.stringValue))
+        let floats = TrainableParameters.floatCount(for: shapes)
+        let storage = UnsafeMutablePointer<Float>.allocate(capacity: floats)
+        defer { storage.deallocate() }
+        final class Owner {}
+        let model = try fixture.model.trainableCopy(values: ExternalValues(pointer: storage, count: floats, owner: Owner()))
+        let owned = try fixture.model.trainableCopy()
+        XCTAssertTrue(Array(UnsafeBufferPointer(start: storage, count: floats))
+                      == Array(UnsafeBufferPointer(start: owned.trainableParameters!.values, count: floats)))
+        // An update written into the external memory is what the next forward reads.
+        let before = try TrainingPass(model: model).logProbabilities(fixture.batch, adapter: nil, pool: .serial).logProbabilities
+        let norm = try XCTUnwrap(model.trainableParameters?.tensor(named: "model.norm.weight"))
+        storage[norm.offset] += 0.5
+        let after = try TrainingPass(model: model).logProbabilities(fixture.batch, adapter: nil, pool: .serial).logProbabilities
+        XCTAssertNotEqual(before, after)
+    }
+
+    /// DPO's sequence sums of completion log p and the per-token gradient from ∂L/∂S.
+    func testSequenceSumsAndTokenGradient() throws {
+        let batch = try PackedBatch(sequences: [[1, 2, 3, 4], [5, 6, 7]], labels: [[-100, -100, 3, 4], [5, 6, 7]])
+        XCTAssertEqual(batch.targets, [-100, 3, 4, -100, 6, 7, -100])
+        XCTAssertEqual(batch.sequenceSums([10, 1, 2, 20, 3, 4, 30]), [3, 7])
+        XCTAssertEqual(batch.tokenGradient(sequenceGradients: [0.5, -2]), [0, 0.5, 0.5, 0, -2, -2, 0])
+    }
+}
