@@ -86,14 +86,19 @@ final class LoRAAdapterTests: XCTestCase {
         let ids = try XCTUnwrap(fixture["sequences"]?.arrayValue?[1].arrayValue).compactMap(\.intValue)
         let logits = try fixture.model.forward(ids, cache: fixture.model.makeCache(capacity: 32), allLogits: true, adapter: adapter, pool: .serial)
         let batch = try PackedBatch(sequences: [ids])
-        let out = try TrainingPass(model: fixture.model).forward(batch, adapter: adapter, pool: .serial)
+        let out = try TrainingPass(model: fixture.model).forward(batch, adapter: adapter, options: .init(logitMeans: true), pool: .serial)
         let V = fixture.model.vocabularySize
+        let means = try XCTUnwrap(out.logitMeans)
         for t in 0..<(ids.count - 1) {
             let row = Array(logits[(t * V)..<((t + 1) * V)])
             let m = row.max()!
             let lse = m + log(row.reduce(Float(0)) { $0 + exp($1 - m) })
             XCTAssertEqual(out.logProbabilities[t], row[ids[t + 1]] - lse, accuracy: 1e-5)
+            XCTAssertEqual(out.logSumExp[t], lse, accuracy: 1e-5)
+            XCTAssertEqual(means[t], row.reduce(0, +) / Float(V), accuracy: 1e-5)
         }
+        XCTAssertEqual(out.logProbabilities.last, 0, "the last row of a sequence has no target")
+        XCTAssertEqual(means.last, 0)
     }
 
     /// PEFT's module selection for each `target_modules` form, as recorded from PEFT itself.

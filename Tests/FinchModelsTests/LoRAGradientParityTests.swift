@@ -80,6 +80,26 @@ final class LoRAGradientParityTests: XCTestCase {
         XCTAssertGreaterThan(zip(out.logProbabilities, expected).map { abs($0 - $1) }.max()!, 1e-3)
     }
 
+    /// Masks for a module the adapter does not adapt, or of the wrong size, are refused.
+    func testDropoutMaskErrors() throws {
+        let fixture = try TrainingFixture("tiny_llama_gqa")
+        let adapter = try LoRAAdapter(configuration: LoRAConfiguration(r: 2, loraDropout: 0.1, targetModules: .names(["q_proj"])),
+                                      model: fixture.model, seed: 0)
+        let pass = TrainingPass(model: fixture.model)
+        let T = fixture.batch.tokenCount
+        XCTAssertThrowsError(try pass.forward(fixture.batch, adapter: adapter,
+                                              options: .init(loraDropout: .masks(["model.layers.0.self_attn.v_proj": [Float](repeating: 1, count: T * 64)])),
+                                              pool: .serial))
+        XCTAssertThrowsError(try pass.forward(fixture.batch, adapter: adapter,
+                                              options: .init(loraDropout: .masks(["model.layers.0.self_attn.q_proj": [Float](repeating: 1, count: T)])),
+                                              pool: .serial))
+        // All-ones masks: x / (1 − p) on q's adapter input, which changes the result.
+        let ones = try pass.forward(fixture.batch, adapter: adapter,
+                                    options: .init(loraDropout: .masks(["model.layers.0.self_attn.q_proj": [Float](repeating: 1, count: T * 64)])),
+                                    pool: .serial)
+        XCTAssertEqual(ones.logProbabilities.count, T)
+    }
+
     func masks(_ fixture: TrainingFixture) throws -> [String: [Float]] {
         var masks: [String: [Float]] = [:]
         for module in try XCTUnwrap(fixture["cases", "dropout", "modules"]?.arrayValue).compactMap(\.stringValue) {
