@@ -20,17 +20,18 @@ struct BlockActivations {
     let gate: UnsafeMutablePointer<Float>
     /// Llama: up_proj output; Phi: fc1 output before gelu (T, intermediate).
     let up: UnsafeMutablePointer<Float>
-    /// LoRA's `x·Aᵀ` (T, r) per module (`LinearModule.rawValue`), when an adapter is active.
+    /// LoRA's `x·Aᵀ` per input group (`LoRAGroup`: `(T, G·r)` at `LoRAInput.slot`), when an
+    /// adapter is active.
     let loraDown: UnsafeMutablePointer<Float>
     let loraStride: Int
 
-    func down(_ module: LinearModule) -> UnsafeMutablePointer<Float> { loraDown + module.rawValue * loraStride }
+    func down(_ input: LoRAInput) -> UnsafeMutablePointer<Float> { loraDown + input.slot * loraStride }
 
     /// Floats for T tokens.
     static func count(tokens T: Int, _ c: ModelConfiguration, _ kind: DecoderBlock.Kind, rank: Int) -> Int {
         let qWidth = c.numAttentionHeads * c.headDim, kvWidth = c.numKeyValueHeads * c.headDim
         let mlp = kind == .llama ? c.hiddenSize + 2 * c.intermediateSize : c.intermediateSize
-        return T * (2 * qWidth + 2 * kvWidth + c.numAttentionHeads + mlp + LinearModule.allCases.count * rank)
+        return T * (2 * qWidth + 2 * kvWidth + c.numAttentionHeads + mlp + LoRAInput.slotCount * rank)
     }
 
     init(_ base: UnsafeMutablePointer<Float>, tokens T: Int, _ c: ModelConfiguration, _ kind: DecoderBlock.Kind, rank: Int) {
@@ -51,7 +52,7 @@ struct BlockActivations {
         }
         up = take(T * c.intermediateSize)
         loraStride = T * rank
-        loraDown = take(LinearModule.allCases.count * loraStride)
+        loraDown = take(LoRAInput.slotCount * loraStride)
         assert(p - base == Self.count(tokens: T, c, kind, rank: rank))
     }
 }
@@ -74,7 +75,7 @@ struct PassContext {
     let h: UnsafeMutablePointer<Float>          // (T, hidden): a norm's output
     let act: UnsafeMutablePointer<Float>        // (T, intermediate): the MLP activation
     let dropped: UnsafeMutablePointer<Float>    // (T, widest input): an adapter's input after dropout
-    let loraE: UnsafeMutablePointer<Float>      // (T, r)
+    let loraE: UnsafeMutablePointer<Float>      // (T, 4r): a LoRA group's s·dy·B side by side
     let loraInputGradient: UnsafeMutablePointer<Float> // (T, widest input)
     let dH: UnsafeMutablePointer<Float>         // (T, hidden)
     let dAttn: UnsafeMutablePointer<Float>      // (T, heads·d)
@@ -132,32 +133,46 @@ extension DecoderBlock {
         let c = ctx.config, T = ctx.tokens, H = c.hiddenSize
         let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
         let h = ctx.h
+        // Where each module's output goes (base + bias, then LoRA adds to it).
+        func output(_ module: LinearModule) -> UnsafeMutablePointer<Float> {
+            switch module {
+            case .q: saved.q
+            case .k: saved.k
+            case .v: saved.v
+            case .o: kind == .llama ? saved.mid : y
+            case .gate: saved.gate
+            case .up: saved.up
+            case .down: y
+            }
+        }
         ctx.normalize(inputNorm, x, into: h)
-        project(.q, h, into: saved.q, saved: saved, layer: layer, ctx)
-        project(.k, h, into: saved.k, saved: saved, layer: layer, ctx)
-        project(.v, h, into: saved.v, saved: saved, layer: layer, ctx)
+        project(.q, h, into: saved.q, ctx)
+        project(.k, h, into: saved.k, ctx)
+        project(.v, h, into: saved.v, ctx)
+        if kind == .phi { project(.up, h, into: saved.up, ctx) } // fc1 reads the same h
+        lora(.attentionInput, h, saved: saved, layer: layer, output: output, ctx)
         ctx.rotate(saved.q, heads: heads)
         ctx.rotate(saved.k, heads: kvHeads)
         Attention.packedForward(query: saved.q, keys: saved.k, values: saved.v, cumulativeLengths: ctx.cumulativeLengths,
                                 sequences: ctx.sequences, heads: heads, kvHeads: kvHeads, headDim: c.headDim,
                                 into: saved.attn, logSumExp: saved.logSumExp, pool: ctx.pool)
+        let residual = output(.o) // Llama: mid = x + attention; Phi: y = x + attention (+ MLP below)
+        residual.update(from: x, count: T * H)
+        project(.o, saved.attn, into: residual, accumulate: true, ctx)
+        lora(.attentionOutput, saved.attn, saved: saved, layer: layer, output: output, ctx)
         switch kind {
         case .llama:
-            saved.mid.update(from: x, count: T * H)
-            project(.o, saved.attn, into: saved.mid, accumulate: true, saved: saved, layer: layer, ctx)
             ctx.normalize(postAttentionNorm!, saved.mid, into: h)
-            project(.gate, h, into: saved.gate, saved: saved, layer: layer, ctx)
-            project(.up, h, into: saved.up, saved: saved, layer: layer, ctx)
+            project(.gate, h, into: saved.gate, ctx)
+            project(.up, h, into: saved.up, ctx)
+            lora(.mlpInput, h, saved: saved, layer: layer, output: output, ctx)
             ctx.swiGLU(gate: saved.gate, up: saved.up, into: ctx.act)
             y.update(from: saved.mid, count: T * H)
         case .phi:
-            // x + attn(ln x) + mlp(ln x): both branches read h.
-            y.update(from: x, count: T * H)
-            project(.o, saved.attn, into: y, accumulate: true, saved: saved, layer: layer, ctx)
-            project(.up, h, into: saved.up, saved: saved, layer: layer, ctx)
             ctx.gelu(saved.up, into: ctx.act)
         }
-        project(.down, ctx.act, into: y, accumulate: true, saved: saved, layer: layer, ctx)
+        project(.down, ctx.act, into: y, accumulate: true, ctx)
+        lora(.mlpHidden, ctx.act, saved: saved, layer: layer, output: output, ctx)
     }
 
     /// Given `d = ∂L/∂y` (T, hidden), overwrites `d` with `∂L/∂x` and accumulates the gradients of
@@ -167,35 +182,47 @@ extension DecoderBlock {
                           layer: Int, context ctx: PassContext) {
         let c = ctx.config, T = ctx.tokens, H = c.hiddenSize, I = c.intermediateSize
         let h = ctx.h, pool = ctx.pool
-        // MLP branch: dAct = d·W_down (+ LoRA), then through the activation to dH.
+        // MLP branch: dAct = d·W_down (+ LoRA), then through the activation.
         switch kind {
         case .llama:
             ctx.normalize(postAttentionNorm!, saved.mid, into: h)
             ctx.swiGLU(gate: saved.gate, up: saved.up, into: ctx.act)
-            projectBackward(.down, d, input: ctx.act, into: ctx.dAct, accumulate: false, saved: saved, layer: layer, ctx)
-            Activations.swiGLUBackward(gate: saved.gate, up: saved.up, outputGradient: ctx.dAct, count: T * I,
-                                       gateGradient: ctx.dGate, upGradient: ctx.dUp, pool: pool)
-            projectBackward(.gate, ctx.dGate, input: h, into: ctx.dH, accumulate: false, saved: saved, layer: layer, ctx)
-            projectBackward(.up, ctx.dUp, input: h, into: ctx.dH, accumulate: true, saved: saved, layer: layer, ctx)
-            // d becomes ∂L/∂mid: the residual plus the post-attention norm's input gradient.
-            postAttentionNorm!.backward(ctx.dH, x: saved.mid, tokens: T, channels: H, into: d, accumulate: true,
-                                        gradients: ctx.gradients, pool: pool)
-            projectBackward(.o, d, input: saved.attn, into: ctx.dAttn, accumulate: false, saved: saved, layer: layer, ctx)
-            ctx.normalize(inputNorm, x, into: h)
-            attentionBackward(saved, ctx)
-            projectBackward(.q, ctx.dq, input: h, into: ctx.dH, accumulate: false, saved: saved, layer: layer, ctx)
         case .phi:
             ctx.normalize(inputNorm, x, into: h)
             ctx.gelu(saved.up, into: ctx.act)
-            projectBackward(.down, d, input: ctx.act, into: ctx.dAct, accumulate: false, saved: saved, layer: layer, ctx)
-            Activations.geluNewBackward(input: saved.up, outputGradient: ctx.dAct, count: T * I, inputGradient: ctx.dAct, pool: pool)
-            projectBackward(.up, ctx.dAct, input: h, into: ctx.dH, accumulate: false, saved: saved, layer: layer, ctx)
-            projectBackward(.o, d, input: saved.attn, into: ctx.dAttn, accumulate: false, saved: saved, layer: layer, ctx)
-            attentionBackward(saved, ctx)
-            projectBackward(.q, ctx.dq, input: h, into: ctx.dH, accumulate: true, saved: saved, layer: layer, ctx)
         }
-        projectBackward(.k, ctx.dk, input: h, into: ctx.dH, accumulate: true, saved: saved, layer: layer, ctx)
-        projectBackward(.v, ctx.dv, input: h, into: ctx.dH, accumulate: true, saved: saved, layer: layer, ctx)
+        projectBackward(.down, d, input: ctx.act, into: ctx.dAct, accumulate: false, ctx)
+        loraBackward(.mlpHidden, ctx.act, into: ctx.dAct, saved: saved, layer: layer, ctx) { _ in UnsafePointer(d) }
+        switch kind {
+        case .llama:
+            Activations.swiGLUBackward(gate: saved.gate, up: saved.up, outputGradient: ctx.dAct, count: T * I,
+                                       gateGradient: ctx.dGate, upGradient: ctx.dUp, pool: pool)
+            projectBackward(.gate, ctx.dGate, input: h, into: ctx.dH, accumulate: false, ctx)
+            projectBackward(.up, ctx.dUp, input: h, into: ctx.dH, accumulate: true, ctx)
+            loraBackward(.mlpInput, h, into: ctx.dH, saved: saved, layer: layer, ctx) { UnsafePointer($0 == .gate ? ctx.dGate : ctx.dUp) }
+            // d becomes ∂L/∂mid: the residual plus the post-attention norm's input gradient.
+            postAttentionNorm!.backward(ctx.dH, x: saved.mid, tokens: T, channels: H, into: d, accumulate: true,
+                                        gradients: ctx.gradients, pool: pool)
+        case .phi:
+            // dAct becomes ∂L/∂(fc1 output); fc1's LoRA waits for q, k, v (same input h).
+            Activations.geluNewBackward(input: saved.up, outputGradient: ctx.dAct, count: T * I, inputGradient: ctx.dAct, pool: pool)
+            projectBackward(.up, ctx.dAct, input: h, into: ctx.dH, accumulate: false, ctx)
+        }
+        projectBackward(.o, d, input: saved.attn, into: ctx.dAttn, accumulate: false, ctx)
+        loraBackward(.attentionOutput, saved.attn, into: ctx.dAttn, saved: saved, layer: layer, ctx) { _ in UnsafePointer(d) }
+        if kind == .llama { ctx.normalize(inputNorm, x, into: h) }
+        attentionBackward(saved, ctx)
+        projectBackward(.q, ctx.dq, input: h, into: ctx.dH, accumulate: kind == .phi, ctx)
+        projectBackward(.k, ctx.dk, input: h, into: ctx.dH, accumulate: true, ctx)
+        projectBackward(.v, ctx.dv, input: h, into: ctx.dH, accumulate: true, ctx)
+        loraBackward(.attentionInput, h, into: ctx.dH, saved: saved, layer: layer, ctx) { module in
+            switch module {
+            case .q: UnsafePointer(ctx.dq)
+            case .k: UnsafePointer(ctx.dk)
+            case .v: UnsafePointer(ctx.dv)
+            default: UnsafePointer(ctx.dAct) // Phi's fc1
+            }
+        }
         inputNorm.backward(ctx.dH, x: x, tokens: T, channels: H, into: d, accumulate: true, gradients: ctx.gradients, pool: pool)
     }
 
@@ -210,50 +237,48 @@ extension DecoderBlock {
         ctx.rotate(ctx.dk, heads: c.numKeyValueHeads, backward: true)
     }
 
-    /// `out (+)= input·Wᵀ + b + s·B(A(drop(input)))` for one module, as PEFT's `lora.Linear`.
+    /// `out (+)= input·Wᵀ + b` for one module (its LoRA branch is added per input group by `lora`,
+    /// as PEFT's `lora.Linear` adds it to the base result).
     private func project(_ module: LinearModule, _ input: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
-                         accumulate: Bool = false, saved: BlockActivations, layer: Int, _ ctx: PassContext) {
+                         accumulate: Bool = false, _ ctx: PassContext) {
         guard let linear = linear(module) else { return }
         linear.weight.forward(input, tokens: ctx.tokens, into: out, accumulate: accumulate, pool: ctx.pool)
         linear.bias?.add(to: out, rows: ctx.tokens)
-        guard let adapter = ctx.adapter, let lora = adapter.module(layer: layer, module) else { return }
-        var source = input
-        if let plan = ctx.dropout, plan.applies(to: lora) {
-            plan.apply(lora, input, tokens: ctx.tokens, into: ctx.dropped)
-            source = UnsafePointer(ctx.dropped)
-        }
-        lora.forward(source, tokens: ctx.tokens, scaling: adapter.scaling, into: out, down: saved.down(module), pool: ctx.pool)
     }
 
-    /// Backward of `project`: `dx (+)= dy·W (+ LoRA's input gradient)`, and the gradients of the
-    /// adapter's A, B and (trainable model) of W and b. `input` is the module's input before dropout.
+    /// The active adapter's branches of the modules reading `input`: `y_m += s·B_m(A_m(drop(input)))`.
+    private func lora(_ group: LoRAInput, _ input: UnsafePointer<Float>, saved: BlockActivations, layer: Int,
+                      output: (LinearModule) -> UnsafeMutablePointer<Float>, _ ctx: PassContext) {
+        guard let adapter = ctx.adapter, let g = adapter.group(layer: layer, group) else { return }
+        g.forward(input, tokens: ctx.tokens, scaling: adapter.scaling, dropout: ctx.dropout, dropped: ctx.dropped,
+                  down: saved.down(group), output: output, pool: ctx.pool)
+    }
+
+    /// Backward of `project` without LoRA: `dx (+)= dy·W`, and for a trainable model W's and b's
+    /// gradients. `input` is the module's input.
     private func projectBackward(_ module: LinearModule, _ dy: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                                 into dx: UnsafeMutablePointer<Float>, accumulate: Bool, saved: BlockActivations, layer: Int,
-                                 _ ctx: PassContext) {
+                                 into dx: UnsafeMutablePointer<Float>, accumulate: Bool, _ ctx: PassContext) {
         guard let linear = linear(module) else { return }
         let T = ctx.tokens, pool = ctx.pool
         linear.weight.backwardInput(dy, tokens: T, into: dx, accumulate: accumulate, pool: pool)
-        if let gradients = ctx.gradients {
-            if let dW = gradients.gradient(of: linear.weight) {
-                LinearWeight.accumulateWeightGradient(outputGradient: dy, input: input, tokens: T, outFeatures: linear.outFeatures,
-                                                      inFeatures: linear.inFeatures, into: dW, pool: pool)
-            }
-            if let bias = linear.bias, let db = gradients.gradient(of: bias) {
-                LinearWeight.accumulateBiasGradient(outputGradient: dy, tokens: T, outFeatures: linear.outFeatures, into: db, pool: pool)
-            }
+        guard let gradients = ctx.gradients else { return }
+        if let dW = gradients.gradient(of: linear.weight) {
+            LinearWeight.accumulateWeightGradient(outputGradient: dy, input: input, tokens: T, outFeatures: linear.outFeatures,
+                                                  inFeatures: linear.inFeatures, into: dW, pool: pool)
         }
-        guard let adapter = ctx.adapter, let lora = adapter.module(layer: layer, module) else { return }
-        if let plan = ctx.dropout, plan.applies(to: lora) {
-            // The mask is regenerated (or re-read): A's gradient needs the dropped input, and the
-            // input gradient goes back through the same mask.
-            plan.apply(lora, input, tokens: T, into: ctx.dropped)
-            lora.backward(dy, input: ctx.dropped, down: saved.down(module), tokens: T, scaling: adapter.scaling, e: ctx.loraE,
-                          inputGradient: ctx.loraInputGradient, accumulate: false, pool: pool)
-            plan.apply(lora, ctx.loraInputGradient, tokens: T, into: ctx.loraInputGradient)
-            Activations.add(dx, ctx.loraInputGradient, count: T * lora.inFeatures)
-        } else {
-            lora.backward(dy, input: input, down: saved.down(module), tokens: T, scaling: adapter.scaling, e: ctx.loraE,
-                          inputGradient: dx, accumulate: true, pool: pool)
+        if let bias = linear.bias, let db = gradients.gradient(of: bias) {
+            LinearWeight.accumulateBiasGradient(outputGradient: dy, tokens: T, outFeatures: linear.outFeatures, into: db, pool: pool)
         }
+    }
+
+    /// Backward of `lora` for one input group: the adapter's A and B gradients, and the branches'
+    /// input gradient added to `dx` (which holds the base part). `outputGradient(m)` is ∂L/∂y_m.
+    private func loraBackward(_ group: LoRAInput, _ input: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>,
+                              saved: BlockActivations, layer: Int, _ ctx: PassContext,
+                              outputGradient: (LinearModule) -> UnsafePointer<Float>) {
+        guard let adapter = ctx.adapter, let g = adapter.group(layer: layer, group) else { return }
+        g.backward(input, tokens: ctx.tokens, scaling: adapter.scaling, dropout: ctx.dropout, down: saved.down(group),
+                   outputGradient: outputGradient, inputGradient: dx, e: ctx.loraE, dropped: ctx.dropped,
+                   product: ctx.loraInputGradient, pool: ctx.pool)
     }
 }

@@ -26,6 +26,9 @@ public final class LoRAAdapter: @unchecked Sendable {
     public let modelConfiguration: ModelConfiguration
     /// Indexed by `layer * LinearModule.allCases.count + module.rawValue`.
     let modules: [LoRAModule?]
+    /// The adapted modules grouped by the input they read, indexed by
+    /// `layer * LoRAInput.allCases.count + input.rawValue`.
+    let groups: [LoRAGroup?]
 
     /// A new adapter on the modules `configuration.targetModules` selects, initialized as PEFT's
     /// `init_lora_weights=True`: `A ~ U(−1/√in, 1/√in)` (Kaiming-uniform with a = √5 on `[r, in]`)
@@ -39,7 +42,7 @@ public final class LoRAAdapter: @unchecked Sendable {
     public init(name: String = "default", configuration: LoRAConfiguration, model: CausalLM, seed: UInt64,
                 values: ExternalValues? = nil) throws {
         let chosen = try Self.plan(configuration, model)
-        let shapes = Self.shapes(chosen, rank: configuration.r)
+        let shapes = Self.shapes(chosen, rank: configuration.r, kind: model.blockKind)
         let parameters: TrainableParameters
         if let values {
             guard values.count >= TrainableParameters.floatCount(for: shapes) else {
@@ -50,16 +53,26 @@ public final class LoRAAdapter: @unchecked Sendable {
         } else {
             parameters = TrainableParameters(shapes)
         }
+        let r = configuration.r
         var generator = SplitMix64(seed: seed)
         var modules = [LoRAModule?](repeating: nil, count: model.blocks.count * LinearModule.allCases.count)
+        // A is drawn module by module in model order, whatever the arena's layout.
         for (ordinal, c) in chosen.enumerated() {
             let a = parameters.tensor(named: c.name + ".lora_A.weight")!, b = parameters.tensor(named: c.name + ".lora_B.weight")!
             let bound = 1 / Float(c.linear.inFeatures).squareRoot()
             for i in 0..<a.count { parameters.values[a.offset + i] = generator.uniform(bound: bound) }
             modules[c.layer * LinearModule.allCases.count + c.module.rawValue] = LoRAModule(
-                ordinal: ordinal, name: c.name, rank: configuration.r, inFeatures: c.linear.inFeatures, outFeatures: c.linear.outFeatures,
-                a: parameters.values + a.offset, b: parameters.values + b.offset,
+                ordinal: ordinal, name: c.name, module: c.module, rank: r, inFeatures: c.linear.inFeatures,
+                outFeatures: c.linear.outFeatures, a: parameters.values + a.offset, b: parameters.values + b.offset,
                 aGradient: parameters.gradients + a.offset, bGradient: parameters.gradients + b.offset)
+        }
+        var groups = [LoRAGroup?](repeating: nil, count: model.blocks.count * LoRAInput.allCases.count)
+        for layer in model.blocks.indices {
+            for input in LoRAInput.allCases {
+                let members = input.modules(model.blockKind).compactMap { modules[layer * LinearModule.allCases.count + $0.rawValue] }
+                guard !members.isEmpty else { continue }
+                groups[layer * LoRAInput.allCases.count + input.rawValue] = LoRAGroup(members: members)
+            }
         }
         self.name = name
         self.configuration = configuration
@@ -68,13 +81,16 @@ public final class LoRAAdapter: @unchecked Sendable {
         self.parameters = parameters
         self.modelConfiguration = model.configuration
         self.modules = modules
+        self.groups = groups
     }
 
     /// The names and shapes of the tensors an adapter with `configuration` has on `model`, in the
-    /// order of its `parameters` (module by module in model order, A then B), without making one:
-    /// to lay out an optimizer's arena first and pass its memory as `values`.
+    /// order of its `parameters`, without making one: to lay out an optimizer's arena first and
+    /// pass its memory as `values`. Layer by layer, the modules that read the same input (q, k, v
+    /// — and Phi's fc1 — read the attention norm's output; Llama's gate and up the MLP norm's)
+    /// come together, their A matrices first, so that one product serves them all.
     public static func parameterShapes(configuration: LoRAConfiguration, model: CausalLM) throws -> [(name: String, shape: [Int])] {
-        shapes(try plan(configuration, model), rank: configuration.r)
+        shapes(try plan(configuration, model), rank: configuration.r, kind: model.blockKind)
     }
 
     private typealias Choice = (layer: Int, module: LinearModule, name: String, linear: Linear)
@@ -99,8 +115,20 @@ public final class LoRAAdapter: @unchecked Sendable {
         return chosen
     }
 
-    private static func shapes(_ chosen: [Choice], rank r: Int) -> [(name: String, shape: [Int])] {
-        chosen.flatMap { c in [(c.name + ".lora_A.weight", [r, c.linear.inFeatures]), (c.name + ".lora_B.weight", [c.linear.outFeatures, r])] }
+    private static func shapes(_ chosen: [Choice], rank r: Int, kind: DecoderBlock.Kind) -> [(name: String, shape: [Int])] {
+        var shapes: [(name: String, shape: [Int])] = []
+        for layer in Set(chosen.map(\.layer)).sorted() {
+            for input in LoRAInput.allCases {
+                let members = input.modules(kind).compactMap { m in chosen.first { $0.layer == layer && $0.module == m } }
+                shapes += members.map { ($0.name + ".lora_A.weight", [r, $0.linear.inFeatures]) }
+                shapes += members.map { ($0.name + ".lora_B.weight", [$0.linear.outFeatures, r]) }
+            }
+        }
+        return shapes
+    }
+
+    func group(layer: Int, _ input: LoRAInput) -> LoRAGroup? {
+        groups[layer * LoRAInput.allCases.count + input.rawValue]
     }
 
     func module(layer: Int, _ module: LinearModule) -> LoRAModule? {
@@ -119,6 +147,7 @@ struct LoRAModule: @unchecked Sendable {
     /// Position among the adapter's modules (seeds its dropout stream).
     let ordinal: Int
     let name: String
+    let module: LinearModule
     let rank: Int, inFeatures: Int, outFeatures: Int
     let a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>
     let aGradient: UnsafeMutablePointer<Float>, bGradient: UnsafeMutablePointer<Float>
@@ -138,30 +167,6 @@ struct LoRAModule: @unchecked Sendable {
             BLAS.gemm(transposeA: false, transposeB: true, m: n, n: outF, k: r, a: downOut.pointer + t0 * r, lda: r, b: b, ldb: r,
                       c: yOut.pointer + t0 * outF, ldc: outF, alpha: s, beta: 1)
         }
-    }
-
-    /// Gradients of `forward` given `dy: (T, out)`: `dB += s·dyᵀ·down`, `e = s·dy·B` (T, r),
-    /// `dA += eᵀ·x`, and `dx (+)= e·A` unless `dx` is nil (or into `dxMasked` for dropout, where the
-    /// caller multiplies by the mask). `x` is the adapter's input after dropout.
-    func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, down: UnsafePointer<Float>, tokens T: Int,
-                  scaling s: Float, e: UnsafeMutablePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>,
-                  accumulate: Bool, pool: ThreadPool) {
-        let (r, inF, outF) = (rank, inFeatures, outFeatures)
-        LinearWeight.accumulateWeightGradient(outputGradient: dy, input: down, tokens: T, outFeatures: outF, inFeatures: r,
-                                              scale: s, into: bGradient, pool: pool)
-        let (a, b) = (self.a, self.b)
-        let eOut = SendablePointer(e), dxOut = SendablePointer(dx)
-        pool.parallelFor(T, grain: LoRAModule.tokenGrain(T, work: r * (inF + outF))) { rows in
-            let n = rows.count, t0 = rows.lowerBound
-            // e = s · dy·B: (n, out)·(out, r)
-            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: r, k: outF, a: dy + t0 * outF, lda: outF, b: b, ldb: r,
-                      c: eOut.pointer + t0 * r, ldc: r, alpha: s)
-            // dx (+)= e·A: (n, r)·(r, in)
-            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: inF, k: r, a: eOut.pointer + t0 * r, lda: r, b: a, ldb: inF,
-                      c: dxOut.pointer + t0 * inF, ldc: inF, beta: accumulate ? 1 : 0)
-        }
-        LinearWeight.accumulateWeightGradient(outputGradient: e, input: x, tokens: T, outFeatures: r, inFeatures: inF,
-                                              into: aGradient, pool: pool)
     }
 
     /// Tokens per pool chunk: the whole batch on one thread unless BLAS is single-threaded and the

@@ -287,7 +287,7 @@ public final class TrainingPass: @unchecked Sendable {
             tokens: T, config: c, rope: model.rope, positions: UnsafePointer(positions), cumulativeLengths: UnsafePointer(cumulative),
             sequences: batch.sequenceCount, adapter: adapter, dropout: dropout, gradients: model.trainableParameters, pool: pool,
             h: buffers.buffer("h", T * H), act: buffers.buffer("act", T * I), dropped: buffers.buffer("dropped", T * widest),
-            loraE: buffers.buffer("loraE", T * r), loraInputGradient: buffers.buffer("loraInputGradient", T * widest),
+            loraE: buffers.buffer("loraE", T * 4 * r), loraInputGradient: buffers.buffer("loraInputGradient", T * widest),
             dH: buffers.buffer("dH", T * H), dAttn: buffers.buffer("dAttn", T * qWidth), dq: buffers.buffer("dq", T * qWidth),
             dk: buffers.buffer("dk", T * kvWidth), dv: buffers.buffer("dv", T * kvWidth), dAct: buffers.buffer("dAct", T * I),
             dGate: buffers.buffer("dGate", T * I), dUp: buffers.buffer("dUp", T * I))

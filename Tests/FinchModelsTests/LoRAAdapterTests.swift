@@ -191,4 +191,40 @@ final class LoRAAdapterTests: XCTestCase {
         let phi = try tinyModel("tiny_phi")
         XCTAssertThrowsError(try TrainingPass(model: phi).forward(fixture.batch, adapter: policy, pool: .serial))
     }
+
+    /// Modules that read the same input share one product (their A matrices adjacent in the
+    /// arena): a partial group (Phi's q and fc1, which read the same norm output) gives the same
+    /// gradients as the same two modules inside a full all-linear adapter whose other B are 0 (so
+    /// they change nothing), up to Float32 reassociation of the differently shaped products.
+    func testGroupedProductsMatchSeparateModules() throws {
+        let fixture = try TrainingFixture("tiny_phi")
+        let model = fixture.model
+        let partial = try LoRAAdapter(configuration: LoRAConfiguration(r: 4, loraAlpha: 8, targetModules: .names(["q_proj", "fc1"])),
+                                      model: model, seed: 5)
+        XCTAssertEqual(Array(partial.parameters.tensors.prefix(4).map(\.name)), [
+            "model.layers.0.self_attn.q_proj.lora_A.weight", "model.layers.0.mlp.fc1.lora_A.weight",
+            "model.layers.0.self_attn.q_proj.lora_B.weight", "model.layers.0.mlp.fc1.lora_B.weight"])
+        let full = try LoRAAdapter(configuration: LoRAConfiguration(r: 4, loraAlpha: 8, targetModules: .allLinear), model: model, seed: 6)
+        XCTAssertEqual(Array(full.parameters.tensors.prefix(8).map(\.name)), [
+            "q_proj", "k_proj", "v_proj", "fc1"].map { "model.layers.0.\($0 == "fc1" ? "mlp" : "self_attn").\($0).lora_A.weight" }
+            + ["q_proj", "k_proj", "v_proj", "fc1"].map { "model.layers.0.\($0 == "fc1" ? "mlp" : "self_attn").\($0).lora_B.weight" })
+        var rng = SeededGenerator(seed: 11)
+        for tensor in partial.parameters.tensors {
+            let values = (0..<tensor.count).map { _ in Float.random(in: -0.2...0.2, using: &rng) }
+            try partial.parameters.setValues(of: tensor.name, to: values)
+            try full.parameters.setValues(of: tensor.name, to: values)
+        }
+        for adapter in [partial, full] {
+            let pass = TrainingPass(model: model)
+            _ = try pass.forward(fixture.batch, adapter: adapter, pool: ThreadPool(threads: 2))
+            try pass.backward(logProbabilityGradient: fixture.weights, pool: ThreadPool(threads: 2))
+        }
+        for tensor in partial.parameters.tensors {
+            let a = Array(partial.parameters.gradients(of: tensor.name)!), b = Array(full.parameters.gradients(of: tensor.name)!)
+            XCTAssertGreaterThan(a.map(abs).max()!, 1e-2)
+            assertClose("grouped \(tensor.name)", b, a, atol: 1e-6, rtol: 1e-5)
+        }
+        let other = try XCTUnwrap(full.parameters.gradients(of: "model.layers.1.self_attn.k_proj.lora_A.weight"))
+        XCTAssertTrue(other.allSatisfy { $0 == 0 }, "A of a module whose B is 0 gets no gradient")
+    }
 }
