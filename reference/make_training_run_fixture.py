@@ -98,7 +98,9 @@ def main():
     model = get_peft_model(base, LoraConfig(r=R, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=TARGETS,
                                             bias="none", task_type="CAUSAL_LM"))
     model.eval()
-    params = [(n.removeprefix("base_model.model."), p) for n, p in model.named_parameters() if p.requires_grad]
+    # Names as in PEFT's adapter files (adapter_model.safetensors): no prefix, no ".default".
+    params = [(n.removeprefix("base_model.model.").replace(".default.", "."), p)
+              for n, p in model.named_parameters() if p.requires_grad]
     tensors = {f"initial.{n}": f32(p) for n, p in params}
 
     data = make_data(base.config.vocab_size)
