@@ -54,6 +54,46 @@ final class TrainingBenchmarkTests: XCTestCase {
         }
     }
 
+    /// issue 5's `bench/train-step` shape (run by bench/train-step.sh with `FINCH_BENCH=1`): one
+    /// optimizer step's forward + backward on SmolLM2-135M Q4_1 with the base kept quantized, LoRA
+    /// r 16 / alpha 16 on q, k, v, o, 8 sequences (`TRAIN_STEP_LENGTHS`, 1,120 tokens, the first
+    /// quarter of each masked as prompt) as 4 micro-batches of 2 (batch 2 × accumulation 4),
+    /// gradients accumulating. One untimed warm-up step, then the median of 5; prints one line
+    /// that the script parses, with the process's peak RSS.
+    func testTrainStep() throws {
+        guard ProcessInfo.processInfo.environment["FINCH_BENCH"] == "1" else { throw XCTSkip("set FINCH_BENCH=1") }
+        let path = ModelCache.fromEnvironment().path(for: .defaultModel)
+        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("SmolLM2 GGUF not cached at \(path)") }
+        let model = try CausalLM(source: ModelSource(path: path))
+        let pool = ThreadPool()
+        let lengths = [132, 147, 139, 151, 128, 144, 137, 142]
+        var rng = SeededGenerator(seed: 7)
+        let sequences = lengths.map { n in (0..<n).map { _ in Int.random(in: 0..<model.vocabularySize, using: &rng) } }
+        let labels = sequences.map { s in s.enumerated().map { $0.offset < s.count / 4 ? -100 : $0.element } }
+        let microBatches = try stride(from: 0, to: sequences.count, by: 2).map {
+            try PackedBatch(sequences: Array(sequences[$0..<($0 + 2)]), labels: Array(labels[$0..<($0 + 2)]))
+        }
+        let scored = microBatches.reduce(0) { $0 + $1.targets.filter { $0 >= 0 }.count }
+        let adapter = try LoRAAdapter(configuration: LoRAConfiguration(r: 16, loraAlpha: 16, targetModules: .names(["q_proj", "k_proj", "v_proj", "o_proj"])),
+                                      model: model, seed: 1)
+        let pass = TrainingPass(model: model)
+        var times: [Double] = []
+        for run in 0..<6 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            adapter.parameters.zeroGradients()
+            for batch in microBatches {
+                let out = try pass.forward(batch, adapter: adapter, pool: pool)
+                let (_, g) = CausalLMLoss.meanCrossEntropy(logProbabilities: out.logProbabilities, targets: batch.targets, normalizer: scored)
+                try pass.backward(logProbabilityGradient: g, pool: pool)
+            }
+            if run > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        }
+        times.sort()
+        let tokens = lengths.reduce(0, +)
+        print(String(format: "train-step: %d tokens, step %.3f s (runs %@) = %.1f tokens/s; %@", tokens, times[2],
+                     times.map { String(format: "%.3f", $0) }.joined(separator: " "), Double(tokens) / times[2], Self.memory()))
+    }
+
     static func memory() -> String {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return "?" }
         return status.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") }
