@@ -177,33 +177,3 @@ struct LoRAModule: @unchecked Sendable {
     }
 }
 
-/// A pointer the pool's workers may share; they write disjoint ranges by construction.
-struct SendablePointer<T>: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<T>
-    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
-}
-
-/// SplitMix64 (Steele et al. 2014): a small seeded generator for adapter initialization.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return SplitMix64.mix(state)
-    }
-
-    /// The SplitMix64 output function, also a good 64-bit hash of a counter.
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [−bound, bound) from the top 24 bits (every value exact in Float32).
-    mutating func uniform(bound: Float) -> Float {
-        let u = Float(next() >> 40) * 0x1p-24 // [0, 1)
-        return (2 * u - 1) * bound
-    }
-}

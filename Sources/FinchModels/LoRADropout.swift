@@ -1,3 +1,4 @@
+import FinchCore
 /// How LoRA dropout behaves in a training forward pass (PEFT applies `nn.Dropout(lora_dropout)`
 /// to each adapted module's input, in training mode only, before A). With `lora_dropout = p`, an
 /// input element is kept with probability 1 − p and scaled by `1/(1 − p)`; each module draws its

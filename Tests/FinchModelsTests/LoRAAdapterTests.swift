@@ -208,7 +208,7 @@ final class LoRAAdapterTests: XCTestCase {
         XCTAssertEqual(Array(full.parameters.tensors.prefix(8).map(\.name)), [
             "q_proj", "k_proj", "v_proj", "fc1"].map { "model.layers.0.\($0 == "fc1" ? "mlp" : "self_attn").\($0).lora_A.weight" }
             + ["q_proj", "k_proj", "v_proj", "fc1"].map { "model.layers.0.\($0 == "fc1" ? "mlp" : "self_attn").\($0).lora_B.weight" })
-        var rng = SeededGenerator(seed: 11)
+        var rng = SplitMix64(seed: 11)
         for tensor in partial.parameters.tensors {
             let values = (0..<tensor.count).map { _ in Float.random(in: -0.2...0.2, using: &rng) }
             try partial.parameters.setValues(of: tensor.name, to: values)

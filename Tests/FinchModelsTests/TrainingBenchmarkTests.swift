@@ -20,7 +20,7 @@ final class TrainingBenchmarkTests: XCTestCase {
         if let n = ProcessInfo.processInfo.environment["FINCH_BENCH_BLAS_THREADS"].flatMap({ Int32($0) }) { openblas_set_num_threads(n) }
         print("OpenBLAS threads: \(openblas_get_num_threads()); pool threads: \(pool.threads)")
         #endif
-        var rng = SeededGenerator(seed: 1)
+        var rng = SplitMix64(seed: 1)
         let lengths = (ProcessInfo.processInfo.environment["FINCH_BENCH_LENGTHS"] ?? (bench ? "128,128,128,128" : "6,9")).split(separator: ",").compactMap { Int($0) }
         let sequences = lengths.map { n in (0..<n).map { _ in Int.random(in: 0..<model.vocabularySize, using: &rng) } }
         // Prompt (first quarter) masked, as in SFT/DPO.
@@ -64,7 +64,7 @@ final class TrainingBenchmarkTests: XCTestCase {
         let model = try Self.model(bench: bench)
         let pool = ThreadPool()
         let lengths = bench ? [132, 147, 139, 151, 128, 144, 137, 142] : [7, 9, 5, 8]
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let sequences = lengths.map { n in (0..<n).map { _ in Int.random(in: 0..<model.vocabularySize, using: &rng) } }
         let labels = sequences.map { s in s.enumerated().map { $0.offset < s.count / 4 ? -100 : $0.element } }
         let microBatches = try stride(from: 0, to: sequences.count, by: 2).map {

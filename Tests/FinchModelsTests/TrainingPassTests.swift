@@ -169,7 +169,7 @@ final class TrainingPassTests: XCTestCase {
         let adapter = try LoRAAdapter(configuration: LoRAConfiguration(r: 4, loraAlpha: 8, targetModules: .names(["q_proj", "v_proj", "down_proj"])),
                                       model: model, seed: 3)
         let p = adapter.parameters
-        var rng = SeededGenerator(seed: 5)
+        var rng = SplitMix64(seed: 5)
         for tensor in p.tensors where tensor.name.hasSuffix("lora_B.weight") {
             for i in 0..<tensor.count { p.values[tensor.offset + i] = Float.random(in: -0.05...0.05, using: &rng) }
         }
@@ -204,18 +204,6 @@ final class TrainingPassTests: XCTestCase {
     }
 }
 
-/// A seeded generator for reproducible test directions (SplitMix64).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// How an optimizer (FinchTraining) plugs in: A/B or all weights stored in its arena, and the DPO
 /// helpers over a packed batch.

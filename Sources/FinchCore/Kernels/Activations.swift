@@ -46,17 +46,9 @@ public enum Activations {
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
         let raw = UnsafeMutableRawPointer(x)
-        var i = 0
-        var maxima = SIMD16<Float>(repeating: -.infinity)
-        while i + 16 <= count {
-            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-            maxima.replace(with: v, where: v .> maxima)
-            i += 16
-        }
-        var m = maxima.max()
-        while i < count { m = max(m, x[i]); i += 1 }
+        let m = VectorMath.maximum(x, count: count)
         var partial = SIMD16<Float>()
-        i = 0
+        var i = 0
         while i + 16 <= count {
             let e = VectorMath.exp(raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - m)
             raw.storeBytes(of: e, toByteOffset: 4 * i, as: SIMD16<Float>.self)
