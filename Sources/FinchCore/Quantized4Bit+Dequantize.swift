@@ -1,0 +1,73 @@
+/// Dequantization, bit-identical to bitsandbytes' `dequantize_4bit` as its reference kernel computes
+/// it (`backends/default/ops.py`, and CUDA's `kDequantizeBlockwise`): element i is
+/// `code[nibble(i)] · absmax[i / 64]`, one Float32 product, with the flattened block of the element
+/// (blocks run across rows when a row is not a multiple of 64 long).
+///
+/// bitsandbytes 0.50.2's native CPU kernel (what `dequantize_4bit` calls on a CPU for an even last
+/// dimension) differs in two ways, both seen against its own quantizer's output: it returns −0 for
+/// FP4's code 8 (the table holds +0), and for some row lengths that are not a multiple of 64 (96 and
+/// 160 were seen; 100 and 200 were not) it reads the wrong block's absmax. Finch follows the
+/// reference; for row lengths that are a multiple of 64 (every real model's) the two agree.
+extension Quantized4Bit {
+    /// Dequantizes the flattened elements `range` into `out` (`range.count` values).
+    public func dequantize(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count,
+                     "Quantized4Bit.dequantize: \(range) is outside 0..<\(count)")
+        guard let bytes = packed.baseAddress else { return }
+        let pairs = UnsafePointer(self.pairs.pointer)
+        var i = range.lowerBound
+        var o = out
+        while i < range.upperBound {
+            let block = i / Self.blockSize
+            let end = min((block + 1) * Self.blockSize, range.upperBound)
+            let s = scale(block: block)
+            if i & 1 == 1 {
+                // The low nibble of byte i / 2.
+                o.pointee = pairs[Int(bytes[i >> 1] & 0x0F)].y * s
+                i += 1
+                o += 1
+            }
+            let pairCount = (end - i) >> 1
+            Self.dequantizePairs(bytes + (i >> 1), count: pairCount, scale: s, pairs: pairs, into: o)
+            i += 2 * pairCount
+            o += 2 * pairCount
+            if i < end {
+                // The high nibble of byte i / 2 (the range ends inside a byte).
+                o.pointee = pairs[Int(bytes[i >> 1])].x * s
+                i += 1
+                o += 1
+            }
+        }
+    }
+
+    /// The whole tensor dequantized (row-major, `count` values).
+    public func dequantized() -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if let base = buffer.baseAddress { dequantize(0..<count, into: base) }
+            initialized = count
+        }
+    }
+
+    /// `count` bytes → `2·count` values `code·scale`, eight bytes per step: each byte's two code
+    /// values are one 8-byte load from the pair table (there is no variable lane shuffle to reach
+    /// from Swift, so the 16-entry table cannot be applied inside a vector register).
+    @inline(__always)
+    static func dequantizePairs(_ bytes: UnsafePointer<UInt8>, count: Int, scale: Float,
+                                pairs: UnsafePointer<SIMD2<Float>>, into out: UnsafeMutablePointer<Float>) {
+        let s = SIMD2<Float>(repeating: scale)
+        let destination = UnsafeMutableRawPointer(out)
+        var k = 0
+        while k + 8 <= count {
+            let word = UnsafeRawPointer(bytes + k).loadUnaligned(as: UInt64.self)
+            for j in 0..<8 {
+                let value = pairs[Int(truncatingIfNeeded: (word >> UInt64(8 * j)) & 0xFF)] * s
+                destination.storeBytes(of: value, toByteOffset: 8 * (k + j), as: SIMD2<Float>.self)
+            }
+            k += 8
+        }
+        while k < count {
+            destination.storeBytes(of: pairs[Int(bytes[k])] * s, toByteOffset: 8 * k, as: SIMD2<Float>.self)
+            k += 1
+        }
+    }
+}
