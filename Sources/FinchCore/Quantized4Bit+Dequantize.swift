@@ -48,23 +48,27 @@ extension Quantized4Bit {
         }
     }
 
-    /// `count` bytes → `2·count` values `code·scale`, eight bytes per step: each byte's two code
-    /// values are one 8-byte load from the pair table (there is no variable lane shuffle to reach
-    /// from Swift, so the 16-entry table cannot be applied inside a vector register).
+    /// `count` bytes → `2·count` values `code·scale`, eight bytes (16 values) per step: each byte's
+    /// two code values are one 8-byte load from the pair table, assembled into one 16-lane vector,
+    /// scaled and stored. Swift offers no variable lane shuffle (`vpermps`), and LLVM did not form
+    /// one from lane-by-lane table lookups or from select trees (it scalarized them), so the
+    /// 16-entry table is applied by loads: ≈ 0.17 ns per weight on one core here, against
+    /// ≈ 0.19 ns for scaling and storing each pair separately (a micro-benchmark, 1536×576).
     @inline(__always)
     static func dequantizePairs(_ bytes: UnsafePointer<UInt8>, count: Int, scale: Float,
                                 pairs: UnsafePointer<SIMD2<Float>>, into out: UnsafeMutablePointer<Float>) {
-        let s = SIMD2<Float>(repeating: scale)
         let destination = UnsafeMutableRawPointer(out)
+        let s16 = SIMD16<Float>(repeating: scale)
         var k = 0
         while k + 8 <= count {
             let word = UnsafeRawPointer(bytes + k).loadUnaligned(as: UInt64.self)
-            for j in 0..<8 {
-                let value = pairs[Int(truncatingIfNeeded: (word >> UInt64(8 * j)) & 0xFF)] * s
-                destination.storeBytes(of: value, toByteOffset: 8 * (k + j), as: SIMD2<Float>.self)
-            }
+            @inline(__always) func pair(_ j: Int) -> SIMD2<Float> { pairs[Int(truncatingIfNeeded: (word >> UInt64(8 * j)) & 0xFF)] }
+            let values = SIMD16(lowHalf: SIMD8(lowHalf: SIMD4(lowHalf: pair(0), highHalf: pair(1)), highHalf: SIMD4(lowHalf: pair(2), highHalf: pair(3))),
+                                highHalf: SIMD8(lowHalf: SIMD4(lowHalf: pair(4), highHalf: pair(5)), highHalf: SIMD4(lowHalf: pair(6), highHalf: pair(7))))
+            destination.storeBytes(of: values * s16, toByteOffset: 8 * k, as: SIMD16<Float>.self)
             k += 8
         }
+        let s = SIMD2<Float>(repeating: scale)
         while k < count {
             destination.storeBytes(of: pairs[Int(bytes[k])] * s, toByteOffset: 8 * k, as: SIMD2<Float>.self)
             k += 1
