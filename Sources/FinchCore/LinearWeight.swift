@@ -14,8 +14,9 @@ import CBLAS
 ///   scratch and multiplied with `sgemm` (`LinearWeight+Panels.swift`).
 ///
 /// Float32 weights go straight to BLAS (`sgemv`/`sgemm`). Everything computes in Float32 except the
-/// decode kernels of block-quantized types, which by default round activations to 16-bit integers
-/// per 32 elements (see `Arithmetic`). Decode results do not depend on the thread count (every
+/// decode kernels of ggml block-quantized types, which by default round activations to 16-bit
+/// integers per 32 elements (see `Arithmetic`); bitsandbytes 4-bit weights (`.fourBit`) always
+/// compute in Float32 (`LinearWeight+FourBit.swift`). Decode results do not depend on the thread count (every
 /// output element is computed by one thread, in a fixed order); `sgemm` results are OpenBLAS's.
 public struct LinearWeight: @unchecked Sendable {
     /// Where the weight's bytes are and how they are encoded.
@@ -148,6 +149,16 @@ public struct LinearWeight: @unchecked Sendable {
         self.fourBit = nil
         self.base = base
         self.rowBytes = rowBytes
+    }
+
+    /// Quantizes row-major Float32 values (`[outFeatures, inFeatures]`) to bitsandbytes 4-bit blocks,
+    /// bit-exactly as `quantize_4bit` does (see `Quantized4Bit`): how a loader turns a float or
+    /// dequantized GGUF tensor into a QLoRA base weight.
+    public init(outFeatures: Int, inFeatures: Int, quantizing values: UnsafeBufferPointer<Float>, type: FourBitType = .nf4,
+                doubleQuantization: Bool = true, pool: ThreadPool = .serial) throws {
+        let q = try Quantized4Bit(quantizing: values, shape: [outFeatures, inFeatures], type: type,
+                                  doubleQuantization: doubleQuantization, pool: pool)
+        self.init(quantized: q)
     }
 
     /// A 4-bit weight of shape `quantized.shape` (`[outFeatures, inFeatures]`), kept alive by this value.

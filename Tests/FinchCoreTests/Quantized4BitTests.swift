@@ -145,6 +145,24 @@ final class Quantized4BitTests: XCTestCase {
         }
     }
 
+    /// Double quantization keeps no Float32 scales (that is its point: 0.127 instead of 0.5 bit per
+    /// weight); a loader's one-call quantization gives the same weight as the two-step one.
+    func testMemoryAndTheLinearWeightShortcut() throws {
+        let x = BNBFixtures.generated(seed: 7, rows: 1536, columns: 576)
+        let nested = try Quantized4Bit(quantizing: x, shape: [1536, 576])
+        XCTAssertTrue(nested.isDoubleQuantized)
+        XCTAssertEqual(nested.byteCount, 1536 * 576 / 2 + 13_824 + 4 * 54 + 4 * 256 + 4 + 4 * 16)
+        let plain = try Quantized4Bit(quantizing: x, shape: [1536, 576], doubleQuantization: false)
+        XCTAssertEqual(plain.byteCount, 1536 * 576 / 2 + 4 * 13_824 + 4 * 16)
+
+        let weight = try x.withUnsafeBufferPointer { try LinearWeight(outFeatures: 1536, inFeatures: 576, quantizing: $0) }
+        let input = (0..<(2 * 576)).map { Float($0 % 17) / 17 - 0.5 }
+        var a = [Float](repeating: 0, count: 2 * 1536), b = a
+        weight.forward(input, tokens: 2, into: &a, pool: .serial)
+        LinearWeight(quantized: nested).forward(input, tokens: 2, into: &b, pool: .serial)
+        XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern))
+    }
+
     func testInvalidInputsAreErrorsThatSayWhat() throws {
         var x = [Float](repeating: 0.5, count: 200)
         x[150] = .nan
