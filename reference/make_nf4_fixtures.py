@@ -20,9 +20,9 @@ blocksize=64, quant_type=nf4|fp4, compress_statistics=False|True)` on the CPU:
 Dequantized values: bitsandbytes' reference kernel (`backends/default/ops.py`
 `_dequantize_4bit_compute`, run eagerly) with the absmax that `dequantize_4bit` reconstructs
 (`dequantize_blockwise` + offset). The native CPU kernel that `dequantize_4bit` calls is compared
-against it and every disagreement is recorded ("native_dequant" in the JSON): its scalar path
-returns -0 for FP4 code 8, and its AVX-512 path misreads block scales when the row length is not a
-multiple of 64 but half of it is a multiple of 16 (96 and 160 here).
+against it and every disagreement is recorded ("native_dequant" in the JSON): for row lengths
+that are a multiple of 16 but not of 64 (96 and 160 here) it misreads block scales, and its scalar
+path (other lengths that are not a multiple of 64: 100, 200) returns -0 for FP4 code 8.
 
 The double-quantization offset is `absmax.mean()`, a torch CPU reduction whose summation order
 depends on torch's thread count for more than 32,768 blocks; the 1024x2560 case (40,960 blocks,

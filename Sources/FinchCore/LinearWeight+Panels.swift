@@ -19,7 +19,8 @@ extension LinearWeight {
     }
 
     /// Dequantizes the weights at `rows × columns` into `panel` (`rows.count × columns.count`,
-    /// row-major), parallel over rows with `pool`. `columns` starts at a block boundary.
+    /// row-major), parallel over rows with `pool`. `columns` starts at a block boundary (4-bit
+    /// weights: at any column).
     func dequantizePanel(rows: Range<Int>, columns: Range<Int>, into panel: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         let width = columns.count
         if let fourBit {

@@ -4,10 +4,11 @@
 /// (blocks run across rows when a row is not a multiple of 64 long).
 ///
 /// bitsandbytes 0.50.2's native CPU kernel (what `dequantize_4bit` calls on a CPU for an even last
-/// dimension) differs in two ways, both seen against its own quantizer's output: it returns −0 for
-/// FP4's code 8 (the table holds +0), and for some row lengths that are not a multiple of 64 (96 and
-/// 160 were seen; 100 and 200 were not) it reads the wrong block's absmax. Finch follows the
-/// reference; for row lengths that are a multiple of 64 (every real model's) the two agree.
+/// dimension) disagrees with its own quantizer in two cases: for row lengths that are a multiple
+/// of 16 but not of 64 (seen: 32, 48, 80, 96, 160, 224, 288) it reads the wrong blocks' absmax, and
+/// on other lengths that are not a multiple of 64 (its scalar path; seen: 100, 200) it returns −0
+/// for FP4's code 8, where the code table holds +0. Finch follows the reference; for row lengths
+/// that are a multiple of 64 (every real model's) all of them agree.
 extension Quantized4Bit {
     /// Dequantizes the flattened elements `range` into `out` (`range.count` values).
     public func dequantize(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
