@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats"]),
         .testTarget(
             name: "FinchTrainingTests",
-            dependencies: ["FinchCore", "FinchFormats", "FinchTraining"],
+            dependencies: ["FinchCore", "FinchFormats", "FinchModels", "FinchTraining"],
             exclude: ["Fixtures"]
         ),
     ]

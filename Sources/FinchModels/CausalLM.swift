@@ -3,18 +3,25 @@ import FinchFormats
 
 /// A decoder-only language model ready to run: Llama family (Llama, SmolLM2, TinyLlama, Mistral,
 /// Qwen2) or Phi (Phi-1.5, Phi-2), loaded from any `ModelSource` with weights kept in their stored
-/// types. Forward passes take tokens at the cache's next positions and return logits.
+/// types. Forward passes take tokens at the cache's next positions and return logits; training
+/// passes (forward with saved activations, backward) run through `TrainingPass`.
 public final class CausalLM: @unchecked Sendable {
-    // @unchecked: weights are immutable after load; per-sequence state lives in KVCache.
+    // @unchecked: weights are immutable after load (a trainable copy's arena changes only between
+    // passes); per-sequence state lives in KVCache, per-pass state in TrainingPass.
     public let configuration: ModelConfiguration
     public let path: String
     let embedding: LinearWeight
     let blocks: [DecoderBlock]
     let finalNorm: Norm
     let lmHead: LinearWeight
-    let lmHeadBias: [Float]?
+    let lmHeadBias: ParameterVector?
+    /// Whether lm_head is the embedding matrix (SmolLM2, the tiny Llama).
+    let tiedEmbeddings: Bool
     let rope: RoPE
     let source: ModelSource
+    /// Every parameter as Float32, trainable (full fine-tuning); nil for a loaded model, whose
+    /// weights are frozen. See `trainableCopy()`.
+    public let trainableParameters: TrainableParameters?
 
     public var vocabularySize: Int { configuration.vocabSize }
     public var contextLength: Int { configuration.maxPositionEmbeddings }
@@ -29,12 +36,13 @@ public final class CausalLM: @unchecked Sendable {
         configuration = c
         path = source.path
         self.source = source
+        trainableParameters = nil
         if let scaling = c.ropeScalingType {
             throw ModelError(source.path, "RoPE scaling '\(scaling)' is not supported yet")
         }
         let w = WeightLoader(source: source, arithmetic: quantizedActivations ? .quantizedActivations : .float32)
         let hidden = c.hiddenSize
-        embedding = try w.linear("model.embed_tokens.weight", out: c.vocabSize, in: hidden)
+        embedding = try w.weight("model.embed_tokens.weight", out: c.vocabSize, in: hidden)
         switch c.architecture {
         case .llama, .qwen2:
             blocks = try (0..<c.numHiddenLayers).map { try DecoderBlock.llama(w, c, layer: $0) }
@@ -47,13 +55,40 @@ public final class CausalLM: @unchecked Sendable {
             lmHeadBias = try w.optionalVector("lm_head.bias", count: c.vocabSize)
         }
         if w.has("lm_head.weight") {
-            lmHead = try w.linear("lm_head.weight", out: c.vocabSize, in: hidden)
+            lmHead = try w.weight("lm_head.weight", out: c.vocabSize, in: hidden)
+            tiedEmbeddings = false
         } else if c.tieWordEmbeddings || c.architecture != .phi {
             lmHead = embedding // tied embeddings (SmolLM2)
+            tiedEmbeddings = true
         } else {
             throw ModelError(source.path, "missing tensor 'lm_head.weight' and the config does not tie embeddings")
         }
         rope = RoPE(headDim: c.headDim, rotaryDim: c.rotaryDim, theta: Float(c.ropeTheta))
+    }
+
+    /// A model from parts (`trainableCopy()`).
+    init(copying model: CausalLM, embedding: LinearWeight, blocks: [DecoderBlock], finalNorm: Norm, lmHead: LinearWeight,
+         lmHeadBias: ParameterVector?, trainableParameters: TrainableParameters) {
+        configuration = model.configuration
+        path = model.path
+        source = model.source
+        rope = model.rope
+        self.embedding = embedding
+        self.blocks = blocks
+        self.finalNorm = finalNorm
+        self.lmHead = lmHead
+        self.lmHeadBias = lmHeadBias
+        self.trainableParameters = trainableParameters
+        tiedEmbeddings = model.tiedEmbeddings
+    }
+
+    var blockKind: DecoderBlock.Kind { blocks.first?.kind ?? (configuration.architecture == .phi ? .phi : .llama) }
+
+    /// PEFT's names of the linear modules that can take a LoRA adapter, in model order
+    /// (`model.layers.0.self_attn.q_proj`, …; Phi: `…self_attn.dense`, `…mlp.fc1`, `…mlp.fc2`).
+    /// lm_head is not among them (PEFT's "all-linear" leaves it out too).
+    public var linearModuleNames: [String] {
+        blocks.indices.flatMap { layer in LinearModule.allCases.compactMap { $0.name(layer: layer, blockKind) } }
     }
 
     /// A cache for one sequence of up to `capacity` tokens (default: the context length).
@@ -63,17 +98,19 @@ public final class CausalLM: @unchecked Sendable {
     }
 
     /// Runs `tokens` at positions `cache.count …` and appends them to the cache.
+    /// - Parameter adapter: a LoRA adapter made for this model whose branches are added (no
+    ///   dropout), or nil for the base model.
     /// - Returns: logits (vocabSize floats) for the last token, or for every token (T × vocabSize)
     ///   when `allLogits`.
-    public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false, pool: ThreadPool = ThreadPool()) throws -> [Float] {
+    public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false, adapter: LoRAAdapter? = nil,
+                        pool: ThreadPool = ThreadPool()) throws -> [Float] {
         let c = configuration
         guard !tokens.isEmpty else { throw ModelError(path, "forward pass over zero tokens") }
         guard cache.count + tokens.count <= cache.capacity else {
             throw ModelError(path, "\(cache.count + tokens.count) tokens exceed the context of \(cache.capacity)")
         }
-        for t in tokens where t < 0 || t >= c.vocabSize {
-            throw ModelError(path, "token id \(t) is outside the vocabulary (0..<\(c.vocabSize))")
-        }
+        try checkTokens(tokens)
+        try adapter?.check(for: self)
         let T = tokens.count, H = c.hiddenSize
         let x = cache.workspace.buffer("x", T * H)
         for (i, token) in tokens.enumerated() { embedding.row(token, into: x + i * H) }
@@ -81,7 +118,8 @@ public final class CausalLM: @unchecked Sendable {
         for i in 0..<T { positions[i] = cache.count + i }
         try positions.withUnsafeBufferPointer { pos in
             for (layer, block) in blocks.enumerated() {
-                try block.forward(x, tokens: T, positions: pos.baseAddress!, cache: cache, layer: layer, rope: rope, config: c, pool: pool)
+                try block.forward(x, tokens: T, positions: pos.baseAddress!, cache: cache, layer: layer, rope: rope, config: c,
+                                  adapter: adapter, pool: pool)
             }
         }
         cache.append(tokens)
@@ -93,29 +131,14 @@ public final class CausalLM: @unchecked Sendable {
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { out in
             lmHead.forward(normed, tokens: rows, into: out.baseAddress!, pool: pool)
-            if let bias = lmHeadBias {
-                for r in 0..<rows { bias.withUnsafeBufferPointer { Activations.add(out.baseAddress! + r * c.vocabSize, $0.baseAddress!, count: c.vocabSize) } }
-            }
+            lmHeadBias?.add(to: out.baseAddress!, rows: rows)
         }
         return logits
     }
-}
 
-/// The normalization layers of the supported architectures.
-enum Norm {
-    case rms([Float], epsilon: Float)
-    case layer([Float], [Float], epsilon: Float)
-
-    func apply(_ x: UnsafePointer<Float>, tokens: Int, channels: Int, into out: UnsafeMutablePointer<Float>, pool: ThreadPool = .serial) {
-        switch self {
-        case let .rms(w, eps):
-            w.withUnsafeBufferPointer { RMSNorm.forward(x, weight: $0.baseAddress!, epsilon: eps, tokens: tokens, channels: channels, into: out, pool: pool) }
-        case let .layer(w, b, eps):
-            w.withUnsafeBufferPointer { wp in
-                b.withUnsafeBufferPointer { bp in
-                    LayerNorm.forward(x, weight: wp.baseAddress!, bias: bp.baseAddress!, epsilon: eps, tokens: tokens, channels: channels, into: out)
-                }
-            }
+    func checkTokens(_ tokens: [Int]) throws {
+        for t in tokens where t < 0 || t >= configuration.vocabSize {
+            throw ModelError(path, "token id \(t) is outside the vocabulary (0..<\(configuration.vocabSize))")
         }
     }
 }

@@ -13,17 +13,12 @@ extension DecoderBlock {
             kind: .llama,
             inputNorm: .rms(try w.vector(p + "input_layernorm.weight", count: H), epsilon: eps),
             postAttentionNorm: .rms(try w.vector(p + "post_attention_layernorm.weight", count: H), epsilon: eps),
-            q: try w.linear(p + "self_attn.q_proj.weight", out: qWidth, in: H),
-            k: try w.linear(p + "self_attn.k_proj.weight", out: kvWidth, in: H),
-            v: try w.linear(p + "self_attn.v_proj.weight", out: kvWidth, in: H),
-            o: try w.linear(p + "self_attn.o_proj.weight", out: H, in: qWidth),
-            qBias: try w.optionalVector(p + "self_attn.q_proj.bias", count: qWidth),
-            kBias: try w.optionalVector(p + "self_attn.k_proj.bias", count: kvWidth),
-            vBias: try w.optionalVector(p + "self_attn.v_proj.bias", count: kvWidth),
-            oBias: try w.optionalVector(p + "self_attn.o_proj.bias", count: H),
-            gate: try w.linear(p + "mlp.gate_proj.weight", out: c.intermediateSize, in: H),
-            up: try w.linear(p + "mlp.up_proj.weight", out: c.intermediateSize, in: H),
-            down: try w.linear(p + "mlp.down_proj.weight", out: H, in: c.intermediateSize),
-            upBias: nil, downBias: nil)
+            q: try w.linear(p + "self_attn.q_proj", out: qWidth, in: H),
+            k: try w.linear(p + "self_attn.k_proj", out: kvWidth, in: H),
+            v: try w.linear(p + "self_attn.v_proj", out: kvWidth, in: H),
+            o: try w.linear(p + "self_attn.o_proj", out: H, in: qWidth),
+            gate: try w.linear(p + "mlp.gate_proj", out: c.intermediateSize, in: H),
+            up: try w.linear(p + "mlp.up_proj", out: c.intermediateSize, in: H),
+            down: try w.linear(p + "mlp.down_proj", out: H, in: c.intermediateSize))
     }
 }

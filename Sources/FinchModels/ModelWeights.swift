@@ -10,7 +10,15 @@ struct WeightLoader {
 
     func has(_ name: String) -> Bool { source.tensor(name) != nil }
 
-    func vector(_ name: String, count: Int) throws -> [Float] {
+    func vector(_ name: String, count: Int) throws -> ParameterVector {
+        ParameterVector(try floats(name, count: count))
+    }
+
+    func optionalVector(_ name: String, count: Int) throws -> ParameterVector? {
+        has(name) ? try vector(name, count: count) : nil
+    }
+
+    private func floats(_ name: String, count: Int) throws -> [Float] {
         guard let tensor = source.tensor(name) else { throw ModelError(source.path, "missing tensor '\(name)'") }
         guard tensor.elementCount == count else {
             throw ModelError(source.path, "tensor '\(name)' has \(tensor.elementCount) elements, expected \(count)")
@@ -18,12 +26,15 @@ struct WeightLoader {
         do { return try source.float32(name) } catch let e as FormatError { throw ModelError(e.path, e.reason) }
     }
 
-    func optionalVector(_ name: String, count: Int) throws -> [Float]? {
-        has(name) ? try vector(name, count: count) : nil
+    /// The linear module `module` (`<module>.weight`, `[out, in]`, and `<module>.bias` if the file
+    /// has one).
+    func linear(_ module: String, out: Int, in inFeatures: Int) throws -> Linear {
+        Linear(weight: try weight(module + ".weight", out: out, in: inFeatures),
+               bias: try optionalVector(module + ".bias", count: out))
     }
 
     /// A [out, in] weight.
-    func linear(_ name: String, out: Int, in inFeatures: Int) throws -> LinearWeight {
+    func weight(_ name: String, out: Int, in inFeatures: Int) throws -> LinearWeight {
         var weight = try storedLinear(name, out: out, in: inFeatures)
         weight.arithmetic = arithmetic
         return weight

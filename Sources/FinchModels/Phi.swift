@@ -16,18 +16,12 @@ extension DecoderBlock {
             inputNorm: .layer(try w.vector(p + "input_layernorm.weight", count: H),
                               try w.vector(p + "input_layernorm.bias", count: H), epsilon: Float(c.normEpsilon)),
             postAttentionNorm: nil,
-            q: try w.linear(p + "self_attn.q_proj.weight", out: qWidth, in: H),
-            k: try w.linear(p + "self_attn.k_proj.weight", out: kvWidth, in: H),
-            v: try w.linear(p + "self_attn.v_proj.weight", out: kvWidth, in: H),
-            o: try w.linear(p + "self_attn.dense.weight", out: H, in: qWidth),
-            qBias: try w.optionalVector(p + "self_attn.q_proj.bias", count: qWidth),
-            kBias: try w.optionalVector(p + "self_attn.k_proj.bias", count: kvWidth),
-            vBias: try w.optionalVector(p + "self_attn.v_proj.bias", count: kvWidth),
-            oBias: try w.optionalVector(p + "self_attn.dense.bias", count: H),
+            q: try w.linear(p + "self_attn.q_proj", out: qWidth, in: H),
+            k: try w.linear(p + "self_attn.k_proj", out: kvWidth, in: H),
+            v: try w.linear(p + "self_attn.v_proj", out: kvWidth, in: H),
+            o: try w.linear(p + "self_attn.dense", out: H, in: qWidth),
             gate: nil,
-            up: try w.linear(p + "mlp.fc1.weight", out: c.intermediateSize, in: H),
-            down: try w.linear(p + "mlp.fc2.weight", out: H, in: c.intermediateSize),
-            upBias: try w.optionalVector(p + "mlp.fc1.bias", count: c.intermediateSize),
-            downBias: try w.optionalVector(p + "mlp.fc2.bias", count: H))
+            up: try w.linear(p + "mlp.fc1", out: c.intermediateSize, in: H),
+            down: try w.linear(p + "mlp.fc2", out: H, in: c.intermediateSize))
     }
 }

@@ -17,13 +17,7 @@ extension Activations {
                                       count: Int, gateGradient dgate: UnsafeMutablePointer<Float>,
                                       upGradient dup: UnsafeMutablePointer<Float>, pool: ThreadPool = .serial) {
         pool.parallelFor(count, grain: elementwiseGrain) { range in
-            for i in range {
-                let g = gate[i], u = up[i], d = dout[i]
-                let sigmoid = 1 / (1 + expf(-g))
-                let silu = g * sigmoid
-                dgate[i] = d * u * (sigmoid * (1 + g * (1 - sigmoid)))
-                dup[i] = d * silu
-            }
+            swiGLUBackward(gate: gate, up: up, outputGradient: dout, range: range, gateGradient: dgate, upGradient: dup)
         }
     }
 

@@ -7,7 +7,7 @@ public enum Activations {
     /// gate, up, out: n elements; `out` may alias either input.
     public static func swiGLU(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>,
                               pool: ThreadPool = .serial) {
-        let output = SendableFloats(out)
+        let output = SendablePointer(out)
         pool.parallelFor((count + 15) / 16, grain: 2048) { vectors in
             let out = output.pointer
             var i = vectors.lowerBound * 16
@@ -73,10 +73,4 @@ public enum Activations {
         }
         while i < count { x[i] *= inv; i += 1 }
     }
-}
-
-/// A pointer the pool's workers may share; they write disjoint ranges by construction.
-struct SendableFloats: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
 }

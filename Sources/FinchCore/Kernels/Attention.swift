@@ -54,7 +54,7 @@ public enum Attention {
         let group = heads / kvHeads
         let total = past + tokens
         let queryBlock = 128
-        let output = SendableOutput(out)
+        let output = SendablePointer(out)
         pool.parallelFor(heads) { headRange in
             QuantizedScratch.shared.withBuffer(of: Float.self, count: min(queryBlock, tokens) * total) { scores in
                 for h in headRange {
@@ -81,9 +81,4 @@ public enum Attention {
             }
         }
     }
-}
-
-private struct SendableOutput: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
 }

@@ -66,7 +66,7 @@ public enum CrossEntropy {
                 }
                 let lse = logSumExp[t]
                 let minusScale = -scale
-                for v in 0..<V { dz[v] = minusScale * expf(z[v] - lse) }
+                VectorMath.scaledExp(z, minus: lse, scale: minusScale, count: V, into: dz)
                 dz[target] += scale
             }
         }
@@ -75,19 +75,8 @@ public enum CrossEntropy {
     /// `m + log Σ exp(z − m)` over one row, m = max(z). Sixteen partial sums (fixed order) keep the
     /// rounding error of a 50 000-term sum small.
     static func rowLogSumExp(_ z: UnsafePointer<Float>, count V: Int) -> Float {
-        var m = -Float.infinity
-        for v in 0..<V { m = max(m, z[v]) }
+        let m = VectorMath.maximum(z, count: V)
         guard m.isFinite else { return m == -.infinity ? -.infinity : .nan }
-        var lanes = SIMD16<Float>()
-        var v = 0
-        while v + 16 <= V {
-            var e = SIMD16<Float>()
-            for l in 0..<16 { e[l] = expf(z[v + l] - m) }
-            lanes += e
-            v += 16
-        }
-        var tail: Float = 0
-        while v < V { tail += expf(z[v] - m); v += 1 }
-        return m + logf(lanes.sum() + tail)
+        return m + logf(VectorMath.sumOfExp(z, minus: m, count: V))
     }
 }

@@ -6,7 +6,7 @@ public enum RMSNorm {
     /// x: (T, C) row-major, weight: (C), out: (T, C). `out` may alias `x`.
     public static func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, epsilon: Float,
                                tokens: Int, channels: Int, into out: UnsafeMutablePointer<Float>, pool: ThreadPool = .serial) {
-        let output = SendableFloats(out)
+        let output = SendablePointer(out)
         pool.parallelFor(tokens, grain: max(1, 32_768 / max(1, channels))) { range in
             forward(x, weight: weight, epsilon: epsilon, tokens: range, channels: channels, into: output.pointer)
         }

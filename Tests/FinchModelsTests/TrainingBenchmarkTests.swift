@@ -1,0 +1,118 @@
+#if canImport(CBLAS)
+import CBLAS
+#endif
+import FinchCore
+import FinchFormats
+import FinchModels
+import Foundation
+import XCTest
+
+/// One LoRA step (forward + backward) on the real SmolLM2-135M Q4_1 GGUF, base kept quantized,
+/// with `FINCH_BENCH=1` (skipped otherwise): a packed micro-batch of 4 × 128 tokens, r 16,
+/// alpha 32, on q/v and on all linear modules, with and without gradient checkpointing. Prints
+/// tokens/s and the process's resident memory.
+final class TrainingBenchmarkTests: XCTestCase {
+    func testLoRAStepOnSmolLM2() throws {
+        let bench = Self.benchmarking
+        let model = try Self.model(bench: bench)
+        let pool = ThreadPool()
+        #if canImport(CBLAS)
+        if let n = ProcessInfo.processInfo.environment["FINCH_BENCH_BLAS_THREADS"].flatMap({ Int32($0) }) { openblas_set_num_threads(n) }
+        print("OpenBLAS threads: \(openblas_get_num_threads()); pool threads: \(pool.threads)")
+        #endif
+        var rng = SeededGenerator(seed: 1)
+        let lengths = (ProcessInfo.processInfo.environment["FINCH_BENCH_LENGTHS"] ?? (bench ? "128,128,128,128" : "6,9")).split(separator: ",").compactMap { Int($0) }
+        let sequences = lengths.map { n in (0..<n).map { _ in Int.random(in: 0..<model.vocabularySize, using: &rng) } }
+        // Prompt (first quarter) masked, as in SFT/DPO.
+        let labels = sequences.map { s in s.enumerated().map { $0.offset < s.count / 4 ? -100 : $0.element } }
+        let batch = try PackedBatch(sequences: sequences, labels: labels)
+        print("RSS after load: \(Self.memory())")
+        let only = ProcessInfo.processInfo.environment["FINCH_BENCH_CASES"] ?? "qv,all,qv+ckpt,all+ckpt"
+        for targets: LoRAConfiguration.TargetModules? in [nil, .names(["q_proj", "v_proj"]), .allLinear] {
+            let adapter = try targets.map { try LoRAAdapter(configuration: LoRAConfiguration(r: 16, loraAlpha: 32, targetModules: $0), model: model, seed: 1) }
+            for checkpointing in [false, true] {
+                let label = (targets == nil ? "none" : targets == .allLinear ? "all" : "qv") + (checkpointing ? "+ckpt" : "")
+                guard only.split(separator: ",").contains(Substring(label)) else { continue }
+                let pass = TrainingPass(model: model)
+                var best = (forward: Double.infinity, backward: Double.infinity)
+                for _ in 0..<(bench ? 3 : 1) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let out = try pass.forward(batch, adapter: adapter, options: .init(gradientCheckpointing: checkpointing), pool: pool)
+                    XCTAssertTrue(out.logProbabilities.allSatisfy(\.isFinite), "\(label): log p")
+                    let t1 = DispatchTime.now().uptimeNanoseconds
+                    let (_, g) = CausalLMLoss.meanCrossEntropy(logProbabilities: out.logProbabilities, targets: batch.targets)
+                    try pass.backward(logProbabilityGradient: g, pool: pool)
+                    let t2 = DispatchTime.now().uptimeNanoseconds
+                    best = (min(best.forward, Double(t1 - t0) / 1e9), min(best.backward, Double(t2 - t1) / 1e9))
+                }
+                let total = best.forward + best.backward
+                print(String(format: "LoRA %@ r16, %d tokens, checkpointing %@: forward %.3f s, backward %.3f s, step %.3f s = %.0f tokens/s; %@",
+                             label, batch.tokenCount, "\(checkpointing)", best.forward, best.backward, total,
+                             Double(batch.tokenCount) / total, Self.memory()))
+            }
+        }
+    }
+
+    /// issue 5's `bench/train-step` shape (run by bench/train-step.sh with `FINCH_BENCH=1`): one
+    /// optimizer step's forward + backward on SmolLM2-135M Q4_1 with the base kept quantized, LoRA
+    /// r 16 / alpha 16 on q, k, v, o, 8 sequences (`TRAIN_STEP_LENGTHS`, 1,120 tokens, the first
+    /// quarter of each masked as prompt) as 4 micro-batches of 2 (batch 2 × accumulation 4),
+    /// gradients accumulating. One untimed warm-up step, then the median of 5; prints one line
+    /// that the script parses, with the process's peak RSS.
+    func testTrainStep() throws {
+        let bench = Self.benchmarking
+        let model = try Self.model(bench: bench)
+        let pool = ThreadPool()
+        let lengths = bench ? [132, 147, 139, 151, 128, 144, 137, 142] : [7, 9, 5, 8]
+        var rng = SeededGenerator(seed: 7)
+        let sequences = lengths.map { n in (0..<n).map { _ in Int.random(in: 0..<model.vocabularySize, using: &rng) } }
+        let labels = sequences.map { s in s.enumerated().map { $0.offset < s.count / 4 ? -100 : $0.element } }
+        let microBatches = try stride(from: 0, to: sequences.count, by: 2).map {
+            try PackedBatch(sequences: Array(sequences[$0..<($0 + 2)]), labels: Array(labels[$0..<($0 + 2)]))
+        }
+        let scored = microBatches.reduce(0) { $0 + $1.targets.filter { $0 >= 0 }.count }
+        let adapter = try LoRAAdapter(configuration: LoRAConfiguration(r: bench ? 16 : 4, loraAlpha: 16,
+                                                                       targetModules: .names(["q_proj", "k_proj", "v_proj", "o_proj"])),
+                                      model: model, seed: 1)
+        let pass = TrainingPass(model: model)
+        var times: [Double] = []
+        for run in 0..<(bench ? 6 : 4) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            adapter.parameters.zeroGradients()
+            for batch in microBatches {
+                let out = try pass.forward(batch, adapter: adapter, pool: pool)
+                let (_, g) = CausalLMLoss.meanCrossEntropy(logProbabilities: out.logProbabilities, targets: batch.targets, normalizer: scored)
+                try pass.backward(logProbabilityGradient: g, pool: pool)
+            }
+            if run > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        }
+        times.sort()
+        let gradients = UnsafeBufferPointer(start: adapter.parameters.gradients, count: adapter.parameters.count)
+        XCTAssertTrue(gradients.allSatisfy(\.isFinite), "LoRA gradients")
+        XCTAssertTrue(gradients.contains { $0 != 0 }, "B is 0 at init, but its gradient is not")
+        guard bench else { return }
+        let tokens = lengths.reduce(0, +)
+        print(String(format: "train-step: %d tokens, step %.3f s (runs %@) = %.1f tokens/s; %@", tokens, times[2],
+                     times.map { String(format: "%.3f", $0) }.joined(separator: " "), Double(tokens) / times[2], Self.memory()))
+    }
+
+    /// `FINCH_BENCH=1`: time the real SmolLM2 (which must be cached: `finch pull`). Otherwise the
+    /// same code runs once on the tiny Llama fixture and checks its results are finite, so the
+    /// harness stays compiled and correct without costing CI minutes.
+    static var benchmarking: Bool { ProcessInfo.processInfo.environment["FINCH_BENCH"] == "1" }
+
+    static func model(bench: Bool) throws -> CausalLM {
+        guard bench else { return try CausalLM(source: ModelSource(path: ModelParityTests.fixtures + "/tiny_llama_gqa")) }
+        let path = ModelCache.fromEnvironment().path(for: .defaultModel)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ModelError(path, "the default model is not cached; run `finch pull` before benchmarking")
+        }
+        return try CausalLM(source: ModelSource(path: path))
+    }
+
+    static func memory() -> String {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return "?" }
+        return status.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") }
+            .map { $0.replacingOccurrences(of: "\t", with: "").replacingOccurrences(of: "  ", with: "") }.joined(separator: ", ")
+    }
+}
