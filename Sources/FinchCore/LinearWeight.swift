@@ -16,8 +16,9 @@ import CBLAS
 /// Float32 weights go straight to BLAS (`sgemv`/`sgemm`). Everything computes in Float32 except the
 /// decode kernels of ggml block-quantized types, which by default round activations to 16-bit
 /// integers per 32 elements (see `Arithmetic`); bitsandbytes 4-bit weights (`.fourBit`) always
-/// compute in Float32 (`LinearWeight+FourBit.swift`). Decode results do not depend on the thread count (every
-/// output element is computed by one thread, in a fixed order); `sgemm` results are OpenBLAS's.
+/// compute in Float32 (`LinearWeight+FourBit.swift`). Decode results do not depend on the thread
+/// count (every output element is computed by one thread, in a fixed order); `sgemm` results are
+/// OpenBLAS's.
 public struct LinearWeight: @unchecked Sendable {
     /// Where the weight's bytes are and how they are encoded.
     public enum Storage: @unchecked Sendable {
