@@ -62,7 +62,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "FinchCoreTests", dependencies: ["FinchCore"]),
+        // FinchFormats reads the bitsandbytes fixtures (safetensors, JSON) and SmolLM2's weights.
+        .testTarget(name: "FinchCoreTests", dependencies: ["FinchCore", "FinchFormats"], exclude: ["Fixtures"]),
         .testTarget(
             name: "FinchFormatsTests",
             dependencies: ["FinchCore", "FinchFormats"],

@@ -21,6 +21,7 @@ extension LinearWeight {
     /// Rough single-core cost of the decode kernels, in picoseconds per weight element and token
     /// (measured on the 2-core EPYC of NOTES.md with this baseline x86-64 code).
     var decodeCostPerElement: Int {
+        if fourBit != nil { return FourBitDecode.costPerElement }
         switch type {
         case .f32, .bf16: return 100
         case .f16: return 400
@@ -41,6 +42,12 @@ extension LinearWeight {
     /// `y = x·Wᵀ (+ y)` for few tokens. Shapes: `x: (tokens, inFeatures)`, `y: (tokens, outFeatures)`.
     func decodeForward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>,
                        accumulate: Bool, pool: ThreadPool) {
+        if let fourBit {
+            FourBitDecode.forward(fourBit, x, tokens: tokens, outFeatures: outFeatures, inFeatures: inFeatures,
+                                  into: DecodeOutput(y: y, stride: outFeatures, accumulate: accumulate),
+                                  grain: decodeGrain(tokens: tokens), pool: pool)
+            return
+        }
         let grain = decodeGrain(tokens: tokens)
         let (type, base, rowBytes, inFeatures) = (self.type, self.base, self.rowBytes, self.inFeatures)
         let output = DecodeOutput(y: y, stride: outFeatures, accumulate: accumulate)

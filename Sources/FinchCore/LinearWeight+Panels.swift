@@ -19,10 +19,21 @@ extension LinearWeight {
     }
 
     /// Dequantizes the weights at `rows × columns` into `panel` (`rows.count × columns.count`,
-    /// row-major), parallel over rows with `pool`. `columns` starts at a block boundary.
+    /// row-major), parallel over rows with `pool`. `columns` starts at a block boundary (4-bit
+    /// weights: at any column).
     func dequantizePanel(rows: Range<Int>, columns: Range<Int>, into panel: UnsafeMutablePointer<Float>, pool: ThreadPool) {
-        let (type, base, rowBytes) = (self.type, self.base, self.rowBytes)
         let width = columns.count
+        if let fourBit {
+            let (inFeatures, destination) = (self.inFeatures, SendablePointer(panel))
+            pool.parallelFor(rows.count, grain: max(1, Self.minimumChunkNanoseconds * 3 / max(1, width))) { chunk in
+                for r in chunk {
+                    let start = (rows.lowerBound + r) * inFeatures + columns.lowerBound
+                    fourBit.dequantize(start..<(start + width), into: destination.pointer + r * width)
+                }
+            }
+            return
+        }
+        let (type, base, rowBytes) = (self.type, self.base, self.rowBytes)
         let offset = columns.lowerBound / type.blockSize * type.typeSize
         let destination = SendablePointer(panel)
         // ≈ 0.17–0.3 ns per element on one core: chunks of at least `minimumChunkNanoseconds`.
@@ -78,10 +89,13 @@ extension LinearWeight {
             return
         }
         let output = SendablePointer(dx)
-        let blockSize = type.blockSize
-        let grain = max(1, Self.minimumChunkNanoseconds * 100 / max(1, outFeatures * tokens * blockSize))
-        pool.parallelFor(inFeatures / blockSize, grain: grain) { blocks in
-            backwardPanels((blocks.lowerBound * blockSize)..<(blocks.upperBound * blockSize), dy, tokens: tokens,
+        // Column chunks start on a block of the row (4-bit rows may start inside a block and
+        // dequantize from any column, so they use 64-column units and a shorter last one).
+        let unit = fourBit != nil ? Quantized4Bit.blockSize : type.blockSize
+        let inFeatures = self.inFeatures
+        let grain = max(1, Self.minimumChunkNanoseconds * 100 / max(1, outFeatures * tokens * unit))
+        pool.parallelFor((inFeatures + unit - 1) / unit, grain: grain) { units in
+            backwardPanels((units.lowerBound * unit)..<min(inFeatures, units.upperBound * unit), dy, tokens: tokens,
                            output.pointer, accumulate: accumulate, dequantizing: .serial)
         }
     }

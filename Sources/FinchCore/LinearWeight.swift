@@ -14,9 +14,11 @@ import CBLAS
 ///   scratch and multiplied with `sgemm` (`LinearWeight+Panels.swift`).
 ///
 /// Float32 weights go straight to BLAS (`sgemv`/`sgemm`). Everything computes in Float32 except the
-/// decode kernels of block-quantized types, which by default round activations to 16-bit integers
-/// per 32 elements (see `Arithmetic`). Decode results do not depend on the thread count (every
-/// output element is computed by one thread, in a fixed order); `sgemm` results are OpenBLAS's.
+/// decode kernels of ggml block-quantized types, which by default round activations to 16-bit
+/// integers per 32 elements (see `Arithmetic`); bitsandbytes 4-bit weights (`.fourBit`) always
+/// compute in Float32 (`LinearWeight+FourBit.swift`). Decode results do not depend on the thread
+/// count (every output element is computed by one thread, in a fixed order); `sgemm` results are
+/// OpenBLAS's.
 public struct LinearWeight: @unchecked Sendable {
     /// Where the weight's bytes are and how they are encoded.
     public enum Storage: @unchecked Sendable {
@@ -28,6 +30,10 @@ public struct LinearWeight: @unchecked Sendable {
         /// ggml blocks, each row a whole number of blocks along `inFeatures`: F32, F16, BF16, Q8_0,
         /// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K (`GGMLType.canDequantize`).
         case ggml(GGMLType, UnsafeRawPointer)
+        /// bitsandbytes 4-bit blocks (NF4 or FP4, plain or double-quantized scales) of the flattened
+        /// `[outFeatures, inFeatures]` matrix; any row length (blocks may cross rows). Always
+        /// computed in Float32 (`arithmetic` does not apply).
+        case fourBit(Quantized4Bit)
     }
 
     /// How the decode kernels multiply block-quantized weights (Q8_0 … Q6_K) by activations.
@@ -81,32 +87,36 @@ public struct LinearWeight: @unchecked Sendable {
     /// Calls with at most this many tokens use the fused decode kernels; more use panels + `sgemm`.
     /// Unless set, `defaultDecodeTokenLimit(for:singleThreadedBLAS:)` for the current BLAS threading.
     public var decodeTokenLimit: Int {
-        get { decodeTokenLimitOverride ?? Self.defaultDecodeTokenLimit(for: type, singleThreadedBLAS: LinearBLAS.isSingleThreaded) }
+        get {
+            if let limit = decodeTokenLimitOverride { return limit }
+            if fourBit != nil { return Self.fourBitDecodeTokenLimit(singleThreadedBLAS: LinearBLAS.isSingleThreaded) }
+            return Self.defaultDecodeTokenLimit(for: type, singleThreadedBLAS: LinearBLAS.isSingleThreaded)
+        }
         set { decodeTokenLimitOverride = newValue }
     }
     private var decodeTokenLimitOverride: Int?
 
-    /// The storage as a ggml type and base address (Float32/F16/BF16 cases mapped to F32/F16/BF16).
-    let type: GGMLType
+    /// The storage as a ggml type (Float32/F16/BF16 cases mapped to F32/F16/BF16); nil for 4-bit.
+    let ggmlType: GGMLType?
+    /// The 4-bit tensor of `.fourBit` storage.
+    let fourBit: Quantized4Bit?
+    /// The base address of the stored bytes.
     let base: UnsafeRawPointer
-    /// Bytes per row of `inFeatures` elements.
+    /// Bytes per row of `inFeatures` elements (ggml storage; 0 for 4-bit, whose rows need not
+    /// start on a byte).
     let rowBytes: Int
 
+    /// `ggmlType`, on the paths that only ggml-like storage takes.
+    var type: GGMLType {
+        guard let ggmlType else { preconditionFailure("LinearWeight: 4-bit storage reached a ggml-only path") }
+        return ggmlType
+    }
+
     /// - Precondition: the type is supported and `inFeatures` is a whole number of its blocks;
-    ///   the storage holds `outFeatures` rows. (Loaders validate file data before building one.)
+    ///   the storage holds `outFeatures` rows (4-bit: exactly `outFeatures·inFeatures` elements).
+    ///   (Loaders validate file data before building one.)
     public init(outFeatures: Int, inFeatures: Int, storage: Storage, owner: AnyObject?) {
         precondition(outFeatures >= 0 && inFeatures >= 0, "LinearWeight: negative shape [\(outFeatures), \(inFeatures)]")
-        let (type, base): (GGMLType, UnsafeRawPointer) = switch storage {
-        case .float32(let p): (.f32, UnsafeRawPointer(p))
-        case .float16(let p): (.f16, p)
-        case .bfloat16(let p): (.bf16, p)
-        case .ggml(let t, let p): (t, p)
-        }
-        precondition(type.canDequantize,
-                     "LinearWeight: \(type.name) is not supported (supported: \(GGMLType.dequantizable.map(\.name)))")
-        guard let rowBytes = type.byteCount(elements: inFeatures) else {
-            preconditionFailure("LinearWeight: inFeatures \(inFeatures) is not a multiple of \(type.name)'s block of \(type.blockSize)")
-        }
         // BLAS takes 32-bit dimensions.
         precondition(outFeatures <= Int(Int32.max) && inFeatures <= Int(Int32.max),
                      "LinearWeight: shape [\(outFeatures), \(inFeatures)] exceeds BLAS's 32-bit dimensions")
@@ -114,9 +124,49 @@ public struct LinearWeight: @unchecked Sendable {
         self.inFeatures = inFeatures
         self.storage = storage
         self.owner = owner
-        self.type = type
+        if case .fourBit(let q) = storage {
+            precondition(q.count == outFeatures * inFeatures,
+                         "LinearWeight: a 4-bit tensor of \(q.count) elements cannot be [\(outFeatures), \(inFeatures)]")
+            ggmlType = nil
+            fourBit = q
+            // Not read on 4-bit paths; any valid address for an empty tensor.
+            base = UnsafeRawPointer(q.packed.baseAddress) ?? UnsafeRawPointer(CodePairs.nf4.pointer)
+            rowBytes = 0
+            return
+        }
+        let (type, base): (GGMLType, UnsafeRawPointer) = switch storage {
+        case .float32(let p): (.f32, UnsafeRawPointer(p))
+        case .float16(let p): (.f16, p)
+        case .bfloat16(let p): (.bf16, p)
+        case .ggml(let t, let p): (t, p)
+        case .fourBit: preconditionFailure("unreachable")
+        }
+        precondition(type.canDequantize,
+                     "LinearWeight: \(type.name) is not supported (supported: \(GGMLType.dequantizable.map(\.name)))")
+        guard let rowBytes = type.byteCount(elements: inFeatures) else {
+            preconditionFailure("LinearWeight: inFeatures \(inFeatures) is not a multiple of \(type.name)'s block of \(type.blockSize)")
+        }
+        self.ggmlType = type
+        self.fourBit = nil
         self.base = base
         self.rowBytes = rowBytes
+    }
+
+    /// Quantizes row-major Float32 values (`[outFeatures, inFeatures]`) to bitsandbytes 4-bit blocks,
+    /// bit-exactly as `quantize_4bit` does (see `Quantized4Bit`): how a loader turns a float or
+    /// dequantized GGUF tensor into a QLoRA base weight.
+    public init(outFeatures: Int, inFeatures: Int, quantizing values: UnsafeBufferPointer<Float>, type: FourBitType = .nf4,
+                doubleQuantization: Bool = true, pool: ThreadPool = .serial) throws {
+        let q = try Quantized4Bit(quantizing: values, shape: [outFeatures, inFeatures], type: type,
+                                  doubleQuantization: doubleQuantization, pool: pool)
+        self.init(quantized: q)
+    }
+
+    /// A 4-bit weight of shape `quantized.shape` (`[outFeatures, inFeatures]`), kept alive by this value.
+    public init(quantized: Quantized4Bit) {
+        precondition(quantized.shape.count == 2, "LinearWeight: a 4-bit tensor of shape \(quantized.shape) is not a matrix")
+        self.init(outFeatures: quantized.shape[0], inFeatures: quantized.shape[1], storage: .fourBit(quantized),
+                  owner: quantized.owner)
     }
 
     /// Convenience: owns a copy of Float32 values (row-major `[outFeatures, inFeatures]`).
@@ -184,12 +234,16 @@ public struct LinearWeight: @unchecked Sendable {
     /// (for embedding lookups: `token_embd` is a `[vocab, hidden]` weight).
     public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         precondition(r >= 0 && r < outFeatures, "LinearWeight.row: \(r) is outside 0..<\(outFeatures)")
+        if let fourBit {
+            fourBit.dequantize((r * inFeatures)..<((r + 1) * inFeatures), into: out)
+            return
+        }
         QuantizedRows.dequantize(type, base + r * rowBytes, count: inFeatures, into: out)
     }
 
     /// The weight as an aligned Float32 matrix BLAS can read directly, if it is one.
     var float32Pointer: UnsafePointer<Float>? {
-        guard type == .f32, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else { return nil }
+        guard ggmlType == .f32, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else { return nil }
         return base.assumingMemoryBound(to: Float.self)
     }
 }

@@ -132,6 +132,113 @@ final class LinearWeightTests: XCTestCase {
         XCTAssertEqual(mismatches(corrupted, reference.values, reference.tolerances).map(\.index), [2])
     }
 
+    // MARK: - bitsandbytes 4-bit weights
+
+    /// NF4/FP4, plain and double-quantized scales, against the Float64 product of the bit-exact
+    /// dequantization (`Quantized4Bit.dequantized`, checked against bitsandbytes in
+    /// `Quantized4BitTests`), with the Float32 tolerance: decode, panels and `backwardInput` all
+    /// compute in Float32. Rows of 37 and 96 elements make blocks of 64 cross rows (37: an odd
+    /// element count, rows starting inside a byte).
+    func testFourBitForwardBackwardAndRows() throws {
+        var rng = SplitMix64(seed: 0x4B17)
+        for (out, inFeatures, threads) in [(67, 512, [2]), (13, 37, [1, 3]), (13, 96, [1, 3]), (9, 576, [2])] {
+            for (type, double) in FourBitFixture.kinds {
+                let fixture = try FourBitFixture(type: type, doubleQuantization: double, out: out, in: inFeatures, rng: &rng)
+                for t in threads {
+                    checkFourBit(fixture, tokenCounts: [1, 2, 3, 5, 9, 64, 130], pool: ThreadPool(threads: t), rng: &rng)
+                }
+                let weight = fixture.weight()
+                var row = [Float](repeating: .nan, count: inFeatures)
+                for r in 0..<out {
+                    weight.row(r, into: &row)
+                    XCTAssertEqual(row.map(\.bitPattern), fixture.dequantized[(r * inFeatures)..<((r + 1) * inFeatures)].map(\.bitPattern),
+                                   "\(fixture) row \(r)")
+                }
+            }
+        }
+    }
+
+    /// More than one 4 MiB panel, and OpenBLAS set to one thread (panels and `sgemm` split over the pool).
+    func testFourBitSeveralPanelsAndSingleThreadedBLAS() throws {
+        var rng = SplitMix64(seed: 0x4B18)
+        let big = try FourBitFixture(type: .nf4, doubleQuantization: true, out: 4111, in: 256, rng: &rng)
+        checkFourBit(big, tokenCounts: [1, 64], pool: ThreadPool(threads: 3), rng: &rng)
+        #if canImport(CBLAS)
+        let previous = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(previous) }
+        for (out, inFeatures) in [(67, 96), (67, 37), (33, 576)] {
+            let fixture = try FourBitFixture(type: .fp4, doubleQuantization: true, out: out, in: inFeatures, rng: &rng)
+            for threads in [2, 3] {
+                checkFourBit(fixture, tokenCounts: [1, 20, 130], pool: ThreadPool(threads: threads), rng: &rng)
+            }
+        }
+        checkFourBit(big, tokenCounts: [64], pool: ThreadPool(threads: 2), rng: &rng)
+        #endif
+    }
+
+    func testFourBitDecodeIsIdenticalForAnyThreadCount() throws {
+        var rng = SplitMix64(seed: 0x4B19)
+        for (type, double) in FourBitFixture.kinds {
+            let fixture = try FourBitFixture(type: type, doubleQuantization: double, out: 101, in: 192, rng: &rng)
+            let x = (0..<(3 * 192)).map { _ in Float.random(in: -1...1, using: &rng) }
+            var results: [[UInt32]] = []
+            for threads in [1, 2, 3] {
+                var y = [Float](repeating: 0, count: 3 * 101)
+                fixture.weight().forward(x, tokens: 3, into: &y, pool: ThreadPool(threads: threads))
+                results.append(y.map(\.bitPattern))
+            }
+            XCTAssertEqual(results[0], results[1], "\(fixture)")
+            XCTAssertEqual(results[0], results[2], "\(fixture)")
+        }
+    }
+
+    func testFourBitNonFiniteActivationsGiveNaN() throws {
+        var rng = SplitMix64(seed: 0x4B1A)
+        let fixture = try FourBitFixture(type: .nf4, doubleQuantization: true, out: 5, in: 128, rng: &rng)
+        var x = (0..<128).map { _ in Float.random(in: -1...1, using: &rng) }
+        x[100] = .nan
+        for tokens in [1, 40] {
+            let xs = Array((0..<tokens).map { _ in x }.joined())
+            var y = [Float](repeating: 0, count: 5 * tokens)
+            fixture.weight().forward(xs, tokens: tokens, into: &y, pool: .serial)
+            XCTAssertTrue(y.allSatisfy(\.isNaN), "tokens \(tokens): \(y.prefix(5))")
+        }
+    }
+
+    private func checkFourBit(_ fixture: FourBitFixture, tokenCounts: [Int], pool: ThreadPool, rng: inout SplitMix64) {
+        let weight = fixture.weight()
+        let (out, inFeatures) = (fixture.out, fixture.inFeatures)
+        for tokens in tokenCounts {
+            let context = "\(fixture) tokens \(tokens) threads \(pool.threads) (\(tokens <= weight.decodeTokenLimit ? "decode" : "panels"))"
+            var x = (0..<(tokens * inFeatures)).map { _ in Float.random(in: -1...1, using: &rng) }
+            for i in stride(from: 17, to: x.count, by: 389) { x[i] *= 40 }
+            let reference = fixture.forwardReference(x, tokens: tokens)
+            var y = [Float](repeating: .nan, count: tokens * out)
+            weight.forward(x, tokens: tokens, into: &y, pool: pool)
+            assertClose(y, reference.values, reference.tolerances, context + " forward")
+
+            let y0 = (0..<(tokens * out)).map { _ in Float.random(in: -2...2, using: &rng) }
+            var y1 = y0
+            weight.forward(x, tokens: tokens, into: &y1, accumulate: true, pool: pool)
+            assertClose(y1, zip(y0, reference.values).map { Double($0) + $1 },
+                        (0..<y0.count).map { reference.tolerances[$0] + 0x1p-23 * (abs(Double(y0[$0])) + reference.magnitudes[$0]) },
+                        context + " forward accumulate")
+
+            let dy = (0..<(tokens * out)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let backward = fixture.backwardReference(dy, tokens: tokens)
+            var dx = [Float](repeating: .nan, count: tokens * inFeatures)
+            weight.backwardInput(dy, tokens: tokens, into: &dx, pool: pool)
+            assertClose(dx, backward.values, backward.tolerances, context + " backwardInput")
+            let dx0 = (0..<(tokens * inFeatures)).map { _ in Float.random(in: -2...2, using: &rng) }
+            var dx1 = dx0
+            weight.backwardInput(dy, tokens: tokens, into: &dx1, accumulate: true, pool: pool)
+            assertClose(dx1, zip(dx0, backward.values).map { Double($0) + $1 },
+                        (0..<dx0.count).map { backward.tolerances[$0] + 0x1p-23 * (abs(Double(dx0[$0])) + backward.magnitudes[$0]) },
+                        context + " backwardInput accumulate")
+        }
+    }
+
     // MARK: - Checks
 
     private func check(_ fixture: Fixture, _ variant: Variant, tokenCounts: [Int], pool: ThreadPool,
@@ -365,6 +472,114 @@ final class LinearWeightTests: XCTestCase {
         }
     }
 
+    /// With `FINCH_BENCH=1`, prints bitsandbytes 4-bit (NF4/FP4) throughput next to Q4_1 and F32
+    /// on SmolLM2-135M's shapes: decode (1 token), a whole decode step of the linear layers, 512
+    /// tokens forward and `backwardInput`, the decode/panel crossover and the quantization speed.
+    /// Otherwise runs the harness once on small shapes.
+    func testFourBitBenchmark() throws {
+        let bench = ProcessInfo.processInfo.environment["FINCH_BENCH"] == "1"
+        let cpu = CPUWatch()
+        defer { if bench { print(cpu.report()) } }
+        var rng = SplitMix64(seed: 0xB4B)
+        let threads = Int(ProcessInfo.processInfo.environment["FINCH_BENCH_THREADS"] ?? "") ?? 2
+        let pool = ThreadPool(threads: bench ? threads : 1)
+        let shapes = bench ? [(576, 576), (1536, 576), (576, 1536)] : [(40, 64)]
+
+        /// The weights of one shape in every compared storage.
+        func weights(out: Int, in n: Int, copies: Int = 1) throws -> [(String, [LinearWeight], Int)] {
+            var result: [(String, [LinearWeight], Int)] = []
+            let values = (0..<copies).map { _ in (0..<(out * n)).map { _ in Float.random(in: -0.1...0.1, using: &rng) } }
+            for (name, type, double) in [("NF4+dq", FourBitType.nf4, true), ("NF4   ", .nf4, false), ("FP4+dq", .fp4, true)] {
+                let q = try values.map { try Quantized4Bit(quantizing: $0, shape: [out, n], type: type, doubleQuantization: double, pool: pool) }
+                result.append((name, q.map { LinearWeight(quantized: $0) }, q[0].byteCount))
+            }
+            let q41 = BenchWeights(type: .q4_1, out: out, in: n, copies: copies, rng: &rng)
+            var q41f = q41.weights
+            for i in q41f.indices { q41f[i].arithmetic = .float32 }
+            result.append(("Q4_1 f32", q41f, q41.bytesPerCopy))
+            result.append(("Q4_1 i16", q41.weights, q41.bytesPerCopy))
+            result.append(("F32   ", values.map { LinearWeight(outFeatures: out, inFeatures: n, float32: $0) }, 4 * out * n))
+            return result
+        }
+
+        if bench { print("4-bit decode, 1 token, \(pool.threads) threads: µs, weight GB/s") }
+        for (out, n) in shapes {
+            let x = (0..<n).map { _ in Float.random(in: -1...1, using: &rng) }
+            var y = [Float](repeating: 0, count: out)
+            for (name, w, bytes) in try weights(out: out, in: n) {
+                let ns = median(bench ? 30 : 1) { w[0].forward(x, tokens: 1, into: &y, pool: pool) }
+                if bench {
+                    print(String(format: "  %@ %5d×%-5d %8.1f µs %6.2f GB/s", name.padding(toLength: 8, withPad: " ", startingAt: 0),
+                                 out, n, ns / 1000, Double(bytes) / ns))
+                } else {
+                    XCTAssertTrue(y.allSatisfy(\.isFinite), "\(name) benchmark harness")
+                }
+            }
+        }
+
+        // A SmolLM2-135M decode step of the linear layers (30 × q/k/v/o/gate/up/down, no lm_head:
+        // bitsandbytes leaves it unquantized), each layer its own memory.
+        let layers = bench ? 30 : 1
+        let hidden = bench ? 576 : 64, kv = bench ? 192 : 32, inter = bench ? 1536 : 96
+        let projections = [(hidden, hidden), (kv, hidden), (kv, hidden), (hidden, hidden), (inter, hidden), (inter, hidden), (hidden, inter)]
+        let stacks = try projections.map { try weights(out: $0.0, in: $0.1, copies: layers) }
+        let x = (0..<inter).map { _ in Float.random(in: -1...1, using: &rng) }
+        var y = [Float](repeating: 0, count: inter)
+        for k in stacks[0].indices {
+            let ns = median(bench ? 11 : 1) {
+                for layer in 0..<layers {
+                    for stack in stacks { stack[k].1[layer].forward(x, tokens: 1, into: &y, pool: pool) }
+                }
+            }
+            if bench {
+                let bytes = stacks.reduce(0) { $0 + $1[k].2 } * layers
+                print(String(format: "SmolLM2-135M linear layers (no lm_head), 1 token, %@: %.2f ms/token, %.1f MB of weights",
+                             stacks[0][k].0, ns / 1e6, Double(bytes) / 1e6))
+            }
+        }
+
+        let tokens = bench ? 512 : 20
+        if bench { print("\(tokens) tokens, \(pool.threads) threads: ms, GFLOP/s") }
+        for (out, n) in shapes {
+            let x = (0..<(tokens * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+            var y = [Float](repeating: 0, count: tokens * out)
+            var dx = [Float](repeating: 0, count: tokens * n)
+            for (name, w, _) in try weights(out: out, in: n) where !name.hasPrefix("Q4_1 i") {
+                let forward = median(bench ? 7 : 1) { w[0].forward(x, tokens: tokens, into: &y, pool: pool) }
+                let backward = median(bench ? 7 : 1) { w[0].backwardInput(y, tokens: tokens, into: &dx, pool: pool) }
+                let flops = 2 * Double(tokens * out * n)
+                if bench {
+                    print(String(format: "  %@ %5d×%-5d forward %7.2f ms %6.1f GFLOP/s   backwardInput %7.2f ms %6.1f GFLOP/s",
+                                 name.padding(toLength: 8, withPad: " ", startingAt: 0), out, n, forward / 1e6, flops / forward,
+                                 backward / 1e6, flops / backward))
+                } else {
+                    XCTAssertTrue(y.allSatisfy(\.isFinite) && dx.allSatisfy(\.isFinite), "\(name) benchmark harness")
+                }
+            }
+        }
+
+        if bench {
+            print("crossover, NF4+dq 1536×576: decode µs / panels µs per call")
+            let w = try weights(out: 1536, in: 576)[0].1[0]
+            for tokens in [1, 2, 4, 6, 8, 12, 16, 32] {
+                let x = (0..<(tokens * 576)).map { _ in Float.random(in: -1...1, using: &rng) }
+                var y = [Float](repeating: 0, count: tokens * 1536)
+                var fused = w, panels = w
+                fused.decodeTokenLimit = .max
+                panels.decodeTokenLimit = 0
+                let a = median(15) { fused.forward(x, tokens: tokens, into: &y, pool: pool) }
+                let b = median(15) { panels.forward(x, tokens: tokens, into: &y, pool: pool) }
+                print(String(format: "  tokens %3d: %8.1f / %8.1f", tokens, a / 1000, b / 1000))
+            }
+            let values = (0..<(1536 * 576)).map { _ in Float.random(in: -0.1...0.1, using: &rng) }
+            for (type, double) in [(FourBitType.nf4, true), (.nf4, false), (.fp4, true)] {
+                let ns = median(5) { _ = try? Quantized4Bit(quantizing: values, shape: [1536, 576], type: type, doubleQuantization: double, pool: pool) }
+                print(String(format: "quantize 1536×576 %@%@: %.2f ms (%.2f ns per weight)", type.rawValue, double ? "+dq" : "",
+                             ns / 1e6, ns / Double(values.count)))
+            }
+        }
+    }
+
     private func median(_ runs: Int, _ body: () -> Void) -> Double {
         body() // warm-up: caches, scratch buffers, OpenBLAS threads
         var times: [Double] = []
@@ -550,6 +765,84 @@ private struct Fixture {
                     let w = Double(dequantized[r * n + j])
                     values[t * n + j] += g * w
                     magnitudes[t * n + j] += abs(g * w)
+                }
+            }
+        }
+        return (values, magnitudes.map { 2 * Double(out + 4) * 0x1p-24 * $0 }, magnitudes)
+    }
+}
+
+/// A bitsandbytes 4-bit weight quantized from random rows (different magnitudes, some with an
+/// offset, one all-zero block), and its Float32 dequantization as the reference.
+private struct FourBitFixture: CustomStringConvertible {
+    static let kinds: [(FourBitType, Bool)] = [(.nf4, true), (.nf4, false), (.fp4, true), (.fp4, false)]
+
+    let out: Int
+    let inFeatures: Int
+    let quantized: Quantized4Bit
+    let dequantized: [Float]
+    var description: String { "\(quantized.type)\(quantized.isDoubleQuantized ? "+dq" : "") [\(out), \(inFeatures)]" }
+
+    init(type: FourBitType, doubleQuantization: Bool, out: Int, in inFeatures: Int, rng: inout SplitMix64) throws {
+        self.out = out
+        self.inFeatures = inFeatures
+        var values = [Float](repeating: 0, count: out * inFeatures)
+        for r in 0..<out {
+            let scale = Float.random(in: 0.02...0.3, using: &rng)
+            let shift: Float = r % 5 == 0 ? 0.1 : 0
+            for j in 0..<inFeatures { values[r * inFeatures + j] = Float.random(in: -scale...scale, using: &rng) + shift }
+        }
+        for i in 0..<min(64, values.count) { values[i] = 0 }
+        let q = try Quantized4Bit(quantizing: values, shape: [out, inFeatures], type: type, doubleQuantization: doubleQuantization)
+        quantized = q
+        // Scalar, from the stored bytes (independent of the library's dequantization kernels).
+        dequantized = (0..<q.count).map { i in
+            let byte = q.packed[i / 2]
+            let code = Int(i % 2 == 0 ? byte >> 4 : byte & 0x0F)
+            let b = i / 64
+            let scale: Float = switch q.absmax {
+            case .float32(let a): a[b]
+            case .doubleQuantized(let codes, let nested, let offset, let map): map[Int(codes[b])] * nested[b / 256] + offset
+            }
+            return q.codeValues[code] * scale
+        }
+        precondition(dequantized.map(\.bitPattern) == q.dequantized().map(\.bitPattern), "Quantized4Bit.dequantize disagrees")
+    }
+
+    func weight() -> LinearWeight { LinearWeight(quantized: quantized) }
+
+    /// `ref = x·Wᵀ` in Float64 with the Float32 tolerance `2·(n + 4)·u·Σ|w·x|`.
+    func forwardReference(_ x: [Float], tokens: Int) -> (values: [Double], tolerances: [Double], magnitudes: [Double]) {
+        let n = inFeatures
+        var values = [Double](repeating: 0, count: tokens * out)
+        var magnitudes = values
+        for t in 0..<tokens {
+            for r in 0..<out {
+                var sum = 0.0, magnitude = 0.0
+                for j in 0..<n {
+                    let p = Double(dequantized[r * n + j]) * Double(x[t * n + j])
+                    sum += p
+                    magnitude += abs(p)
+                }
+                values[t * out + r] = sum
+                magnitudes[t * out + r] = magnitude
+            }
+        }
+        return (values, magnitudes.map { 2 * Double(n + 4) * 0x1p-24 * $0 }, magnitudes)
+    }
+
+    /// `ref = dy·W` in Float64 with the Float32 tolerance.
+    func backwardReference(_ dy: [Float], tokens: Int) -> (values: [Double], tolerances: [Double], magnitudes: [Double]) {
+        let n = inFeatures
+        var values = [Double](repeating: 0, count: tokens * n)
+        var magnitudes = values
+        for t in 0..<tokens {
+            for r in 0..<out {
+                let g = Double(dy[t * out + r])
+                for j in 0..<n {
+                    let p = g * Double(dequantized[r * n + j])
+                    values[t * n + j] += p
+                    magnitudes[t * n + j] += abs(p)
                 }
             }
         }
