@@ -32,13 +32,14 @@ public struct PackedBatch: Sendable, Equatable {
         guard targets.count == sequences.count else {
             throw ModelError("PackedBatch", "\(targets.count) target lists for \(sequences.count) sequences")
         }
-        var cumulative = [0], positions: [Int] = []
+        var cumulative = [0], positions: [Int] = [], total = 0
         for (s, sequence) in sequences.enumerated() {
             guard !sequence.isEmpty else { throw ModelError("PackedBatch", "sequence \(s) is empty") }
             guard targets[s].count == sequence.count else {
                 throw ModelError("PackedBatch", "sequence \(s) has \(sequence.count) tokens but \(targets[s].count) targets")
             }
-            cumulative.append(cumulative.last! + sequence.count)
+            total += sequence.count
+            cumulative.append(total)
             positions += 0..<sequence.count
         }
         self.tokens = sequences.flatMap { $0 }
