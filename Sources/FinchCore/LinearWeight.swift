@@ -241,6 +241,13 @@ public struct LinearWeight: @unchecked Sendable {
         QuantizedRows.dequantize(type, base + r * rowBytes, count: inFeatures, into: out)
     }
 
+    /// Bytes of the stored weight: codes and scales for quantized storage (4-bit: including the
+    /// double-quantization state), the element bytes for float storage.
+    public var storedByteCount: Int {
+        if let fourBit { return fourBit.byteCount }
+        return outFeatures * rowBytes
+    }
+
     /// The weight as an aligned Float32 matrix BLAS can read directly, if it is one.
     var float32Pointer: UnsafePointer<Float>? {
         guard ggmlType == .f32, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else { return nil }

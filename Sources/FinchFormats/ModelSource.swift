@@ -144,6 +144,13 @@ public final class ModelSource: Sendable {
         throw FormatError(path, "no tensor named '\(tensor.fileName)'")
     }
 
+    /// Releases the resident pages of a tensor's mapped bytes (`MappedFile.releasePages`), once it
+    /// has been converted and its stored bytes are no longer used.
+    public func releasePages(of tensor: ModelTensor) {
+        guard let bytes = try? packedData(tensor) else { return }
+        MappedFile.releasePages(bytes)
+    }
+
     /// Tensor `name` as Float32 in HF layout: dequantized (bit-exact with `gguf.dequantize`) or
     /// converted, with the llama Q/K row permutation undone.
     public func float32(_ name: String) throws -> [Float] {

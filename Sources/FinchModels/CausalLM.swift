@@ -23,6 +23,12 @@ public final class CausalLM: @unchecked Sendable {
     /// weights are frozen. See `trainableCopy()`.
     public let trainableParameters: TrainableParameters?
 
+    /// What loading changed about the stored weights (quantized at load, converted, dequantized
+    /// from GGUF blocks first), one message per tensor, for logs and `finch inspect`.
+    public let loadNotes: [String]
+    /// The load settings this model was built with.
+    public let loadOptions: ModelLoadOptions
+
     public var vocabularySize: Int { configuration.vocabSize }
     public var contextLength: Int { configuration.maxPositionEmbeddings }
 
@@ -31,7 +37,13 @@ public final class CausalLM: @unchecked Sendable {
     ///   16-bit integers per 32 values (llama.cpp's decomposition, which uses 8 bits): about 2×
     ///   faster decoding, but logits differ from transformers' by up to ≈0.02 on SmolLM2 (the
     ///   default multiplies in Float32 and stays within 5e-5).
-    public init(source: ModelSource, quantizedActivations: Bool = false) throws {
+    public convenience init(source: ModelSource, quantizedActivations: Bool = false) throws {
+        try self.init(source: source, options: ModelLoadOptions(quantizedActivations: quantizedActivations))
+    }
+
+    /// Loads the weights of `source`, quantizing the decoder blocks' linear layers or converting the
+    /// embedding / lm_head as `options` says (see `ModelLoadOptions`); quantization runs on `pool`.
+    public init(source: ModelSource, options: ModelLoadOptions, pool: ThreadPool = .serial) throws {
         let c = source.configuration
         configuration = c
         path = source.path
@@ -40,9 +52,11 @@ public final class CausalLM: @unchecked Sendable {
         if let scaling = c.ropeScalingType {
             throw ModelError(source.path, "RoPE scaling '\(scaling)' is not supported yet")
         }
-        let w = WeightLoader(source: source, arithmetic: quantizedActivations ? .quantizedActivations : .float32)
+        let w = WeightLoader(source: source, arithmetic: options.quantizedActivations ? .quantizedActivations : .float32,
+                             options: options, pool: pool)
+        loadOptions = options
         let hidden = c.hiddenSize
-        embedding = try w.weight("model.embed_tokens.weight", out: c.vocabSize, in: hidden)
+        embedding = try w.unquantizedWeight("model.embed_tokens.weight", out: c.vocabSize, in: hidden)
         switch c.architecture {
         case .llama, .qwen2:
             blocks = try (0..<c.numHiddenLayers).map { try DecoderBlock.llama(w, c, layer: $0) }
@@ -55,7 +69,7 @@ public final class CausalLM: @unchecked Sendable {
             lmHeadBias = try w.optionalVector("lm_head.bias", count: c.vocabSize)
         }
         if w.has("lm_head.weight") {
-            lmHead = try w.weight("lm_head.weight", out: c.vocabSize, in: hidden)
+            lmHead = try w.unquantizedWeight("lm_head.weight", out: c.vocabSize, in: hidden)
             tiedEmbeddings = false
         } else if c.tieWordEmbeddings || c.architecture != .phi {
             lmHead = embedding // tied embeddings (SmolLM2)
@@ -64,6 +78,7 @@ public final class CausalLM: @unchecked Sendable {
             throw ModelError(source.path, "missing tensor 'lm_head.weight' and the config does not tie embeddings")
         }
         rope = RoPE(headDim: c.headDim, rotaryDim: c.rotaryDim, theta: Float(c.ropeTheta))
+        loadNotes = w.notes.messages
     }
 
     /// A model from parts (`trainableCopy()`).
@@ -80,6 +95,8 @@ public final class CausalLM: @unchecked Sendable {
         self.lmHeadBias = lmHeadBias
         self.trainableParameters = trainableParameters
         tiedEmbeddings = model.tiedEmbeddings
+        loadNotes = model.loadNotes
+        loadOptions = model.loadOptions
     }
 
     var blockKind: DecoderBlock.Kind { blocks.first?.kind ?? (configuration.architecture == .phi ? .phi : .llama) }
@@ -89,6 +106,35 @@ public final class CausalLM: @unchecked Sendable {
     /// lm_head is not among them (PEFT's "all-linear" leaves it out too).
     public var linearModuleNames: [String] {
         blocks.indices.flatMap { layer in LinearModule.allCases.compactMap { $0.name(layer: layer, blockKind) } }
+    }
+
+    /// The weight of a linear module or embedding by its PEFT/HF tensor name
+    /// (`model.layers.0.self_attn.q_proj.weight`, `model.embed_tokens.weight`, `lm_head.weight`),
+    /// in the form it is stored after loading; nil for another name.
+    public func linearWeight(named name: String) -> LinearWeight? {
+        if name == "model.embed_tokens.weight" { return embedding }
+        if name == "lm_head.weight" { return lmHead }
+        for (layer, block) in blocks.enumerated() {
+            for module in LinearModule.allCases where module.name(layer: layer, blockKind).map({ $0 + ".weight" }) == name {
+                return block.linear(module)?.weight
+            }
+        }
+        return nil
+    }
+
+    /// Bytes of every weight as stored after loading (linear layers, embedding, an untied lm_head,
+    /// norms and biases as Float32): what the model itself keeps resident once paged in.
+    public var weightByteCount: Int {
+        var total = embedding.storedByteCount + (tiedEmbeddings ? 0 : lmHead.storedByteCount) + 4 * (lmHeadBias?.count ?? 0)
+        total += finalNorm.parameters.reduce(0) { $0 + 4 * $1.1.count }
+        for block in blocks {
+            for module in LinearModule.allCases {
+                guard let linear = block.linear(module) else { continue }
+                total += linear.weight.storedByteCount + 4 * (linear.bias?.count ?? 0)
+            }
+            total += (block.inputNorm.parameters + (block.postAttentionNorm?.parameters ?? [])).reduce(0) { $0 + 4 * $1.1.count }
+        }
+        return total
     }
 
     /// A cache for one sequence of up to `capacity` tokens (default: the context length).

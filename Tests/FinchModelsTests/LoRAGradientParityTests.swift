@@ -21,31 +21,40 @@ final class LoRAGradientParityTests: XCTestCase {
 
     func check(_ fixture: TrainingFixture, case name: String, options: TrainingPass.Options = .init(),
                file: StaticString = #filePath, line: UInt = #line) throws {
-        let adapter = try fixture.adapter(name)
-        let expectedModules = try XCTUnwrap(fixture["cases", name, "modules"]?.arrayValue).compactMap(\.stringValue)
-        XCTAssertEqual(adapter.moduleNames, expectedModules, "all-linear must select PEFT's modules, in model order", file: file, line: line)
-        XCTAssertEqual(Double(adapter.scaling), try XCTUnwrap(fixture["cases", name, "scaling"]?.doubleValue), file: file, line: line)
-
-        let pass = TrainingPass(model: fixture.model)
-        let out = try pass.forward(fixture.batch, adapter: adapter, options: options, pool: ThreadPool(threads: 2))
-        assertClose("\(fixture.name) \(name) log p", out.logProbabilities, try fixture.floats("\(name).logp"), atol: 1e-5, rtol: 1e-5,
-                    file: file, line: line)
-        try pass.backward(logProbabilityGradient: fixture.weights, pool: ThreadPool(threads: 2))
-        let (atol, rtol) = Self.gradientTolerance
-        var worst: (Float, Float) = (0, 0)
-        for tensor in adapter.parameters.tensors {
-            let ours = Array(adapter.parameters.gradients(of: tensor.name)!)
-            let theirs = try fixture.floats("\(name).grad.\(tensor.name)")
-            XCTAssertGreaterThan(theirs.map(abs).max() ?? 0, 1e-3, "\(tensor.name): a meaningful gradient", file: file, line: line)
-            let e = assertClose("\(fixture.name) \(name) d\(tensor.name)", ours, theirs, atol: atol, rtol: rtol, file: file, line: line)
-            worst = (max(worst.0, e.absolute), max(worst.1, e.ofBound))
-        }
-        let embedding = try XCTUnwrap(pass.embeddingOutputGradient())
-        assertClose("\(fixture.name) \(name) d(embedding output)", embedding, try fixture.floats("\(name).grad.embedding_output"),
-                    atol: atol, rtol: rtol, file: file, line: line)
-        print("\(fixture.name) \(name): worst LoRA gradient |Δ| \(worst.0), \(worst.1) of the bound")
+        try checkLoRAGradients(fixture, case: name, options: options, file: file, line: line)
     }
+}
 
+/// Runs case `name` of a training fixture through `TrainingPass` and compares log p, every LoRA
+/// gradient and the embedding-output gradient with PEFT's (`LoRAGradientParityTests.gradientTolerance`).
+func checkLoRAGradients(_ fixture: TrainingFixture, case name: String, options: TrainingPass.Options = .init(),
+                    file: StaticString = #filePath, line: UInt = #line) throws {
+    let adapter = try fixture.adapter(name)
+    let expectedModules = try XCTUnwrap(fixture["cases", name, "modules"]?.arrayValue).compactMap(\.stringValue)
+    XCTAssertEqual(adapter.moduleNames, expectedModules, "all-linear must select PEFT's modules, in model order", file: file, line: line)
+    XCTAssertEqual(Double(adapter.scaling), try XCTUnwrap(fixture["cases", name, "scaling"]?.doubleValue), file: file, line: line)
+
+    let pass = TrainingPass(model: fixture.model)
+    let out = try pass.forward(fixture.batch, adapter: adapter, options: options, pool: ThreadPool(threads: 2))
+    assertClose("\(fixture.name) \(name) log p", out.logProbabilities, try fixture.floats("\(name).logp"), atol: 1e-5, rtol: 1e-5,
+                file: file, line: line)
+    try pass.backward(logProbabilityGradient: fixture.weights, pool: ThreadPool(threads: 2))
+    let (atol, rtol) = LoRAGradientParityTests.gradientTolerance
+    var worst: (Float, Float) = (0, 0)
+    for tensor in adapter.parameters.tensors {
+        let ours = Array(adapter.parameters.gradients(of: tensor.name)!)
+        let theirs = try fixture.floats("\(name).grad.\(tensor.name)")
+        XCTAssertGreaterThan(theirs.map(abs).max() ?? 0, 1e-3, "\(tensor.name): a meaningful gradient", file: file, line: line)
+        let e = assertClose("\(fixture.name) \(name) d\(tensor.name)", ours, theirs, atol: atol, rtol: rtol, file: file, line: line)
+        worst = (max(worst.0, e.absolute), max(worst.1, e.ofBound))
+    }
+    let embedding = try XCTUnwrap(pass.embeddingOutputGradient())
+    assertClose("\(fixture.name) \(name) d(embedding output)", embedding, try fixture.floats("\(name).grad.embedding_output"),
+                atol: atol, rtol: rtol, file: file, line: line)
+    print("\(fixture.name) \(name): worst LoRA gradient |Δ| \(worst.0), \(worst.1) of the bound")
+}
+
+extension LoRAGradientParityTests {
     func testLlamaLoRAGradientsMatchPEFT() throws {
         try check(TrainingFixture("tiny_llama_gqa"), case: "lora")
     }

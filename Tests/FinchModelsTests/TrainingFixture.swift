@@ -15,12 +15,15 @@ struct TrainingFixture {
     /// `∂L/∂log p` per token: the loss is `L = Σ_t weights[t] · log p_t`.
     let weights: [Float]
 
-    init(_ name: String) throws {
+    /// - Parameters:
+    ///   - kind: the fixture family: `training` (make_training_fixtures.py) or `qlora`
+    ///     (make_qlora_fixtures.py, whose model must be loaded with `options` quantizing it).
+    init(_ name: String, kind: String = "training", options: ModelLoadOptions = .init()) throws {
         self.name = name
         let fixtures = ModelParityTests.fixtures
-        json = try JSONValue.parse(contentsOf: fixtures + "/training_\(name).json")
-        tensors = try SafeTensorsFile(path: fixtures + "/training_\(name).safetensors")
-        model = try CausalLM(source: ModelSource(path: fixtures + "/" + name))
+        json = try JSONValue.parse(contentsOf: fixtures + "/\(kind)_\(name).json")
+        tensors = try SafeTensorsFile(path: fixtures + "/\(kind)_\(name).safetensors")
+        model = try CausalLM(source: ModelSource(path: fixtures + "/" + name), options: options)
         let sequences = try XCTUnwrap(json["sequences"]?.arrayValue).map { $0.arrayValue?.compactMap(\.intValue) ?? [] }
         let labels = try XCTUnwrap(json["labels"]?.arrayValue).map { $0.arrayValue?.compactMap(\.intValue) ?? [] }
         batch = try PackedBatch(sequences: sequences, labels: labels)
