@@ -37,11 +37,12 @@ public struct ModelLoadOptions: Sendable, Equatable {
     public var quantization: BaseQuantization = .none
     /// Double quantization of the 4-bit block scales (`bnb_4bit_use_double_quant`, default true).
     public var doubleQuantization = true
-    /// The storage of the token embedding and an untied `lm_head` (transformers' `torch_dtype` for
-    /// the modules bitsandbytes does not convert). nil keeps the source's storage (a GGUF Q8_0
-    /// embedding stays Q8_0). `.float16`/`.bfloat16` halve an F32 source's embedding memory (Phi-2:
-    /// 2 × 51200 × 2560 values, 1 GB in F32), at the cost of rounding them as `torch_dtype` does.
-    /// A block-quantized GGUF tensor is dequantized first.
+    /// The storage of every weight matrix that is not quantized — the token embedding and an untied
+    /// `lm_head` always, the blocks' linear layers too when `quantization` is `.none` — like
+    /// transformers' `torch_dtype`. nil keeps the source's storage (a GGUF Q8_0 embedding stays
+    /// Q8_0). `.float16`/`.bfloat16` halve an F32 source's embedding memory (Phi-2: 2 × 51200 × 2560
+    /// values, 1 GB in F32), at the cost of rounding as `.to(dtype)` does; `.float32` expands a GGUF
+    /// model (block-quantized tensors are dequantized bit-exactly first).
     public var unquantizedStorage: FloatStorageType?
     /// Decode arithmetic of GGUF block-quantized weights (see `CausalLM.init(source:quantizedActivations:)`).
     public var quantizedActivations = false

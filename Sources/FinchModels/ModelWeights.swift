@@ -38,7 +38,7 @@ struct WeightLoader {
     func linear(_ module: String, out: Int, in inFeatures: Int) throws -> Linear {
         let name = module + ".weight"
         let weight: LinearWeight = switch options.quantization {
-        case .none: try self.weight(name, out: out, in: inFeatures)
+        case .none: try unquantizedWeight(name, out: out, in: inFeatures)
         case .nf4, .fp4, .int8: try quantizedWeight(name, out: out, in: inFeatures)
         }
         return Linear(weight: weight, bias: try optionalVector(module + ".bias", count: out))
@@ -51,8 +51,8 @@ struct WeightLoader {
         return weight
     }
 
-    /// A weight that bitsandbytes leaves unquantized (the embedding, `lm_head`): in the stored form,
-    /// or converted to `options.unquantizedStorage`.
+    /// A weight that is not quantized (the embedding and `lm_head` always, block linears with
+    /// quantization `.none`): in the stored form, or converted to `options.unquantizedStorage`.
     func unquantizedWeight(_ name: String, out: Int, in inFeatures: Int) throws -> LinearWeight {
         guard let target = options.unquantizedStorage, let tensor = source.tensor(name) else {
             return try weight(name, out: out, in: inFeatures)

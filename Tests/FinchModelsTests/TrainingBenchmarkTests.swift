@@ -92,7 +92,8 @@ final class TrainingBenchmarkTests: XCTestCase {
         XCTAssertTrue(gradients.contains { $0 != 0 }, "B is 0 at init, but its gradient is not")
         guard bench else { return }
         let tokens = lengths.reduce(0, +)
-        print(String(format: "train-step: %d tokens, step %.3f s (runs %@) = %.1f tokens/s; %@", tokens, times[2],
+        print(String(format: "train-step: base %@ (%.1f MB of weights), %d tokens, step %.3f s (runs %@) = %.1f tokens/s; %@",
+                     Self.baseOptions.label, Double(model.weightByteCount) / 1e6, tokens, times[2],
                      times.map { String(format: "%.3f", $0) }.joined(separator: " "), Double(tokens) / times[2], Self.memory()))
     }
 
@@ -101,13 +102,25 @@ final class TrainingBenchmarkTests: XCTestCase {
     /// harness stays compiled and correct without costing CI minutes.
     static var benchmarking: Bool { ProcessInfo.processInfo.environment["FINCH_BENCH"] == "1" }
 
+    /// The base's storage from `FINCH_BENCH_BASE`: `stored` (default: as the file has it, Q4_1 for
+    /// SmolLM2), `f32` (every weight dequantized to Float32, the usual PyTorch set-up) or `nf4`
+    /// (block linears in bitsandbytes NF4 with double quantization, embedding as stored: QLoRA).
+    static var baseOptions: (label: String, options: ModelLoadOptions) {
+        switch ProcessInfo.processInfo.environment["FINCH_BENCH_BASE"] ?? "stored" {
+        case "f32": ("f32", ModelLoadOptions(unquantizedStorage: .float32))
+        case "nf4": ("nf4", ModelLoadOptions(quantization: .nf4, doubleQuantization: true))
+        default: ("stored", ModelLoadOptions())
+        }
+    }
+
     static func model(bench: Bool) throws -> CausalLM {
-        guard bench else { return try CausalLM(source: ModelSource(path: ModelParityTests.fixtures + "/tiny_llama_gqa")) }
+        let options = baseOptions.options
+        guard bench else { return try CausalLM(source: ModelSource(path: ModelParityTests.fixtures + "/tiny_llama_gqa"), options: options) }
         let path = ModelCache.fromEnvironment().path(for: .defaultModel)
         guard FileManager.default.fileExists(atPath: path) else {
             throw ModelError(path, "the default model is not cached; run `finch pull` before benchmarking")
         }
-        return try CausalLM(source: ModelSource(path: path))
+        return try CausalLM(source: ModelSource(path: path), options: options, pool: ThreadPool())
     }
 
     static func memory() -> String {
