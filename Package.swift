@@ -54,7 +54,7 @@ let package = Package(
         // Optimizer, schedules and the training loop's bookkeeping. Compiled for the host CPU like
         // FinchCore: AdamW's fused multiply-adds (which torch's fused kernel uses) become single
         // instructions instead of `fmaf` calls.
-        .target(name: "FinchTraining", dependencies: ["FinchCore", "FinchFormats"], swiftSettings: kernelSettings),
+        .target(name: "FinchTraining", dependencies: ["FinchCore", "FinchFormats", "FinchModels"], swiftSettings: kernelSettings),
         .executableTarget(
             name: "finch",
             dependencies: [

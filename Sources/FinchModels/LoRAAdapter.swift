@@ -135,7 +135,7 @@ public final class LoRAAdapter: @unchecked Sendable {
         modules[layer * LinearModule.allCases.count + module.rawValue]
     }
 
-    func check(for model: CausalLM) throws {
+    public func check(for model: CausalLM) throws {
         guard modelConfiguration == model.configuration else {
             throw ModelError(model.path, "LoRA adapter '\(name)' was made for another model configuration")
         }
