@@ -277,13 +277,19 @@ def trainer_run(tensors):
                 parameters=[dict(name=n, shape=list(s)) for n, s in PARAMETERS], runs=runs)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def output_directory(doc):
+    """The `--out` argument of a fixture script whose docstring is `doc` (default: the
+    FinchTrainingTests Fixtures folder), created; torch made deterministic."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--out", default=DEFAULT_OUT)
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    out = parser.parse_args().out
+    os.makedirs(out, exist_ok=True)
     torch.use_deterministic_algorithms(True)
+    return out
 
+
+def main():
+    out = output_directory(__doc__)
     tensors = {}
     expected = dict(
         versions=dict(torch=torch.__version__, transformers=transformers.__version__),
@@ -292,14 +298,14 @@ def main():
         norms=norms(),
         trainer_run=trainer_run(tensors),
     )
-    with open(os.path.join(args.out, "optimizer_expected.json"), "w") as f:
+    with open(os.path.join(out, "optimizer_expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
         f.write("\n")
     save_file({k: v.contiguous() for k, v in sorted(tensors.items())},
-              os.path.join(args.out, "optimizer_trainer_run.safetensors"), metadata={"generator": "make_optimizer_fixtures.py"})
+              os.path.join(out, "optimizer_trainer_run.safetensors"), metadata={"generator": "make_optimizer_fixtures.py"})
     print(f"wrote {len(expected['schedules'])} schedule cases, {len(expected['decay'])} decay names, "
           f"{len(expected['norms'])} norm cases and a {expected['trainer_run']['settings']['max_steps']}-step Trainer run "
-          f"({len(tensors)} tensors) to {args.out}")
+          f"({len(tensors)} tensors) to {out}")
 
 
 if __name__ == "__main__":

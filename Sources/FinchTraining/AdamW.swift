@@ -30,6 +30,8 @@ import Foundation
 /// takes `√v` from `Tensor.sqrt()`, which on this torch build is not correctly rounded (≈20 % of
 /// float32 results are one ulp off), so it is reproduced to a few ulps, not bit for bit.
 ///
+/// ``TrainingOptimizer`` picks this or ``BitsAndBytesAdamW`` from transformers' `optim` name.
+///
 /// Like torch, a slice whose gradient is all zero still steps (its moments decay, its values
 /// decay by `1 − lr·wd`); torch would skip a tensor whose `.grad` is `None`, which has no
 /// equivalent in the arena.

@@ -48,9 +48,10 @@ public final class ParameterArena {
     public let values: UnsafeMutableBufferPointer<Float>
     /// The gradients, which backward kernels accumulate into (`+=`).
     public let gradients: UnsafeMutableBufferPointer<Float>
-    /// AdamW's first moment (torch's `exp_avg`).
+    /// AdamW's first moment (torch's `exp_avg`). ``BitsAndBytesAdamW`` keeps the moments of its
+    /// 8-bit slices itself and leaves them zero here.
     public let firstMoments: UnsafeMutableBufferPointer<Float>
-    /// AdamW's second moment (torch's `exp_avg_sq`).
+    /// AdamW's second moment (torch's `exp_avg_sq`; see ``firstMoments``).
     public let secondMoments: UnsafeMutableBufferPointer<Float>
 
     /// (slice index, element range inside the slice) work items; see ``chunkSize``.

@@ -3,8 +3,8 @@
 ///
 /// Decoded from JSON/YAML with the snake_case keys (`learning_rate`, `lr_scheduler_type`, …);
 /// a missing key keeps its default and an unknown key is an error. ``trlDPO`` has `DPOConfig`'s
-/// overrides (TRL 1.16). AdamW follows `optim="adamw_torch_fused"`, the 5.24 default with
-/// torch ≥ 2.8 (see ``AdamW``).
+/// overrides (TRL 1.16). The optimizer is `optim` (default `adamw_torch_fused`, the 5.24 default
+/// with torch ≥ 2.8); ``TrainingOptimizer`` builds it.
 public struct TrainingArguments: Codable, Sendable, Equatable {
     /// Peak learning rate (`learning_rate`; transformers 5e-5, TRL DPO 1e-6).
     public var learningRate: Double = 5e-5
@@ -19,6 +19,8 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     /// Decoupled weight decay (`weight_decay`, default 0), skipped for biases and norms
     /// (``ParameterSpec/transformersAppliesWeightDecay(to:inTorchLayerNorm:)``).
     public var weightDecay: Double = 0
+    /// The optimizer (`optim`, default `adamw_torch_fused`): one of ``OptimizerName``'s values.
+    public var optim: OptimizerName = .adamwTorchFused
     /// AdamW β1 (`adam_beta1`, default 0.9).
     public var adamBeta1: Double = 0.9
     /// AdamW β2 (`adam_beta2`, default 0.999).
@@ -88,6 +90,7 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         case lrSchedulerKwargs = "lr_scheduler_kwargs"
         case warmupSteps = "warmup_steps"
         case weightDecay = "weight_decay"
+        case optim
         case adamBeta1 = "adam_beta1"
         case adamBeta2 = "adam_beta2"
         case adamEpsilon = "adam_epsilon"
@@ -119,6 +122,13 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         lrSchedulerKwargs = try c.decodeIfPresent(LRSchedulerKwargs.self, forKey: .lrSchedulerKwargs) ?? d.lrSchedulerKwargs
         warmupSteps = try c.decodeIfPresent(Double.self, forKey: .warmupSteps) ?? d.warmupSteps
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
+        if let name = try c.decodeIfPresent(String.self, forKey: .optim) {
+            guard let optimizer = OptimizerName(rawValue: name) else {
+                throw TrainingError("optim", "unsupported value \"\(name)\"; Finch implements these of transformers' optimizers: "
+                                    + OptimizerName.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            optim = optimizer
+        }
         adamBeta1 = try c.decodeIfPresent(Double.self, forKey: .adamBeta1) ?? d.adamBeta1
         adamBeta2 = try c.decodeIfPresent(Double.self, forKey: .adamBeta2) ?? d.adamBeta2
         adamEpsilon = try c.decodeIfPresent(Double.self, forKey: .adamEpsilon) ?? d.adamEpsilon

@@ -21,6 +21,16 @@ enum Fixtures {
         try SafeTensorsFile(path: directory + "/optimizer_trainer_run.safetensors")
     }
 
+    /// `adamw8bit_expected.json` (reference/make_adamw8bit_fixtures.py), parsed once.
+    static let adamw8bitExpected: Result<JSONValue, any Error> = Result {
+        try JSONValue.parse(contentsOf: directory + "/adamw8bit_expected.json")
+    }
+
+    /// `adamw8bit_run.safetensors`.
+    static func adamw8bitTensors() throws -> SafeTensorsFile {
+        try SafeTensorsFile(path: directory + "/adamw8bit_run.safetensors")
+    }
+
     static func section(_ key: String) throws -> JSONValue {
         try XCTUnwrap(try expected.get()[key], "optimizer_expected.json has no \(key); run reference/make_optimizer_fixtures.py")
     }

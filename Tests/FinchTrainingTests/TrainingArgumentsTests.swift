@@ -48,6 +48,25 @@ final class TrainingArgumentsTests: XCTestCase {
                             subject: "lr_scheduler_type", contains: "cosine_with_min_lr")
     }
 
+    /// `optim`: transformers' names, default `adamw_torch_fused`; a name Finch does not implement
+    /// (even one transformers knows) is an error that lists the accepted ones.
+    func testOptimNames() throws {
+        XCTAssertEqual(TrainingArguments().optim, .adamwTorchFused)
+        for name in ["adamw_torch", "adamw_torch_fused", "adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit"] {
+            let a = try JSONDecoder().decode(TrainingArguments.self, from: Data(#"{"optim": "\#(name)"}"#.utf8))
+            XCTAssertEqual(a.optim.rawValue, name)
+            XCTAssertEqual(try JSONDecoder().decode(TrainingArguments.self, from: JSONEncoder().encode(a)), a)
+        }
+        for name in ["adafactor", "paged_lion_8bit", "adamw_torch_8bit", "AdamW8bit", ""] {
+            assertTrainingError(try JSONDecoder().decode(TrainingArguments.self, from: Data(#"{"optim": "\#(name)"}"#.utf8)),
+                                subject: "optim", contains: "\"\(name)\"")
+        }
+        assertTrainingError(try JSONDecoder().decode(TrainingArguments.self, from: Data(#"{"optim": "sgd"}"#.utf8)),
+                            subject: "optim", contains: OptimizerName.allCases.map(\.rawValue).joined(separator: ", "))
+        XCTAssertEqual(OptimizerName.allCases.filter { $0.notice != nil }, [.pagedAdamw8bit, .pagedAdamw32bit])
+        XCTAssertEqual(OptimizerName.allCases.map(\.bitsAndBytesStateBits), [nil, nil, 8, 8, 8, 32])
+    }
+
     func testEveryProblemNamesItsField() {
         var a = TrainingArguments()
         a.learningRate = -1

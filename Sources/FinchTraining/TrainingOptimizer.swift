@@ -1,0 +1,113 @@
+import FinchCore
+
+/// The values of transformers' `optim` argument (`OptimizerNames`, transformers 5.24) that Finch
+/// implements. The rest of transformers' list (Adafactor, Lion, GaLore, torchao, …) is rejected
+/// when the arguments are decoded.
+public enum OptimizerName: String, Codable, Sendable, CaseIterable {
+    /// `torch.optim.AdamW` (unfused): ``AdamW``, to a few ulps (torch's `√` is not correctly rounded).
+    case adamwTorch = "adamw_torch"
+    /// `torch.optim.AdamW(fused=True)`, transformers 5.24's default with torch ≥ 2.8: ``AdamW``, bit for bit.
+    case adamwTorchFused = "adamw_torch_fused"
+    /// `bnb.optim.AdamW(optim_bits=8)`: ``BitsAndBytesAdamW`` with 8-bit states.
+    case adamwBnb8bit = "adamw_bnb_8bit"
+    /// transformers' alias of `adamw_bnb_8bit`.
+    case adamw8bit = "adamw_8bit"
+    /// `bnb.optim.AdamW(optim_bits=8, is_paged=True)`: the same as `adamw_8bit` without a GPU.
+    case pagedAdamw8bit = "paged_adamw_8bit"
+    /// `bnb.optim.AdamW(optim_bits=32, is_paged=True)`: ``BitsAndBytesAdamW`` with 32-bit states —
+    /// bitsandbytes' own AdamW step, which rounds differently from torch's (not `adamw_torch_fused`).
+    case pagedAdamw32bit = "paged_adamw_32bit"
+
+    /// bitsandbytes' `optim_bits` for the bitsandbytes optimizers (transformers: 8 when the name
+    /// contains `8bit`), nil for torch's.
+    public var bitsAndBytesStateBits: Int? {
+        switch self {
+        case .adamwTorch, .adamwTorchFused: nil
+        case .adamwBnb8bit, .adamw8bit, .pagedAdamw8bit: 8
+        case .pagedAdamw32bit: 32
+        }
+    }
+
+    /// Whether bitsandbytes would page the state between GPU and CPU memory (transformers: the
+    /// name contains `paged`).
+    public var isPaged: Bool { rawValue.hasPrefix("paged_") }
+
+    /// A one-line notice for the trainer to log once, or nil: paging needs a GPU, so a paged
+    /// optimizer runs unpaged — as bitsandbytes itself does on a CPU ("Paged optimizers are not
+    /// supported on CPU. Falling back to non-paged optimizer behavior."), with the same results.
+    public var notice: String? {
+        guard isPaged else { return nil }
+        let unpaged = self == .pagedAdamw8bit ? "adamw_8bit" : "bitsandbytes' 32-bit AdamW"
+        return "optim \(rawValue): paging moves optimizer state between GPU and CPU memory, and Finch trains on the CPU, "
+            + "so the state stays in ordinary memory (the same steps as \(unpaged), as bitsandbytes does on a CPU)"
+    }
+}
+
+/// The optimizer a transformers Trainer builds for ``TrainingArguments/optim``, over one
+/// ``ParameterArena``.
+public struct TrainingOptimizer {
+    /// The `optim` value it was built for.
+    public let name: OptimizerName
+    /// The implementation.
+    public private(set) var algorithm: Algorithm
+
+    public enum Algorithm {
+        /// torch's AdamW; its moments are the arena's ``ParameterArena/firstMoments`` and
+        /// ``ParameterArena/secondMoments``.
+        case torchAdamW(AdamW)
+        /// bitsandbytes' AdamW (8- or 32-bit state).
+        case bitsAndBytesAdamW(BitsAndBytesAdamW)
+    }
+
+    /// The optimizer for `arguments.optim` over `arena`, with `arguments`' betas, ε and weight decay.
+    ///
+    /// - Parameter embeddingParameters: the slices that are weights of `nn.Embedding` modules in
+    ///   the reference model (e.g. `model.embed_tokens.weight` when it is trained). With an 8-bit
+    ///   optimizer, transformers registers them with bitsandbytes for 32-bit state
+    ///   (`Trainer.create_optimizer`); other optimizers ignore this.
+    /// - Throws: ``TrainingError`` if a name in `embeddingParameters` is not a slice of the arena.
+    public init(_ arguments: TrainingArguments, arena: ParameterArena, embeddingParameters: Set<String> = []) throws {
+        name = arguments.optim
+        if let bits = arguments.optim.bitsAndBytesStateBits {
+            algorithm = .bitsAndBytesAdamW(try BitsAndBytesAdamW(arguments, arena: arena, stateBits: bits,
+                                                                 float32Parameters: bits == 8 ? embeddingParameters : []))
+        } else {
+            for name in embeddingParameters.sorted() where arena.slice(named: name) == nil {
+                throw TrainingError(name, "is listed as an embedding weight but is not a trainable parameter")
+            }
+            algorithm = .torchAdamW(AdamW(arguments))
+        }
+    }
+
+    /// Takes one optimizer step at `learningRate` (see ``AdamW/step(_:learningRate:pool:)`` and
+    /// ``BitsAndBytesAdamW/step(_:learningRate:pool:)``).
+    public mutating func step(_ arena: ParameterArena, learningRate: Double, pool: ThreadPool = .serial) {
+        switch algorithm {
+        case .torchAdamW(var adamW):
+            adamW.step(arena, learningRate: learningRate, pool: pool)
+            algorithm = .torchAdamW(adamW)
+        case .bitsAndBytesAdamW(let optimizer):
+            optimizer.step(arena, learningRate: learningRate, pool: pool)
+        }
+    }
+
+    /// Optimizer steps taken so far.
+    public var stepCount: Int {
+        switch algorithm {
+        case .torchAdamW(let adamW): adamW.stepCount
+        case .bitsAndBytesAdamW(let optimizer): optimizer.stepCount
+        }
+    }
+
+    /// Bytes of optimizer state for `arena`: 8 per element for Float32 moments (which live in the
+    /// arena), see ``BitsAndBytesAdamW/stateBytes`` for the 8-bit ones.
+    public func stateBytes(for arena: ParameterArena) -> Int {
+        switch algorithm {
+        case .torchAdamW: 8 * arena.parameterCount
+        case .bitsAndBytesAdamW(let optimizer): optimizer.stateBytes
+        }
+    }
+
+    /// ``OptimizerName/notice``: log it once when training starts.
+    public var notice: String? { name.notice }
+}
