@@ -49,6 +49,9 @@ public struct AdamW: Sendable, Equatable {
     /// slice here).
     public private(set) var stepCount: Int = 0
 
+    /// Sets the step count after the moments were restored from a checkpoint.
+    mutating func restore(stepCount: Int) { self.stepCount = stepCount }
+
     public init(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0) {
         self.beta1 = beta1
         self.beta2 = beta2

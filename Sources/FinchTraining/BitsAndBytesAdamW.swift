@@ -319,6 +319,16 @@ public final class BitsAndBytesAdamW {
         }
     }
 
+    // MARK: - Checkpoints
+
+    /// Every 8-bit code and absmax of the state (both moments), for a checkpoint.
+    var stateBytesForCheckpoint: (codes: UnsafeMutableBufferPointer<UInt8>, absmax: UnsafeMutableBufferPointer<Float>) {
+        (codes, absmax)
+    }
+
+    /// Sets the step count after the state buffers were restored from a checkpoint.
+    func restore(stepCount: Int) { self.stepCount = stepCount }
+
     private func position(of slice: ParameterSlice) -> Int {
         guard let s = index[slice.name], slices[s] == slice else { preconditionFailure("\(slice.name) is not a slice of this optimizer's arena") }
         return s

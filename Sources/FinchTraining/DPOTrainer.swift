@@ -85,7 +85,7 @@ public final class DPOTrainer {
     public let schedule: LearningRateSchedule
     /// The policy's values, gradients and optimizer moments (`policy`'s values live here).
     public let arena: ParameterArena
-    public private(set) var optimizer: AdamW
+    public private(set) var optimizer: TrainingOptimizer
     /// Optimizer steps done.
     public private(set) var step = 0
     /// TRL's cumulative `num_tokens`.
@@ -136,7 +136,7 @@ public final class DPOTrainer {
                                             warmupSteps: LearningRateSchedule.resolvedWarmupSteps(a.warmupSteps, trainingSteps: plan.totalSteps),
                                             trainingSteps: plan.totalSteps, minLR: a.lrSchedulerKwargs.minLR,
                                             minLRRate: a.lrSchedulerKwargs.minLRRate, numCycles: a.lrSchedulerKwargs.numCycles ?? 0.5)
-        optimizer = AdamW(a)
+        optimizer = try TrainingOptimizer(a, arena: arena)
         pass = TrainingPass(model: model)
     }
 

@@ -1,4 +1,5 @@
 import FinchCore
+import FinchFormats
 
 /// The values of transformers' `optim` argument (`OptimizerNames`, transformers 5.24) that Finch
 /// implements. The rest of transformers' list (Adafactor, Lion, GaLore, torchao, …) is rejected
@@ -110,4 +111,53 @@ public struct TrainingOptimizer {
 
     /// ``OptimizerName/notice``: log it once when training starts.
     public var notice: String? { name.notice }
+}
+
+extension TrainingOptimizer {
+    /// The optimizer's state as safetensors entries for a checkpoint: the arena's Float32 moments
+    /// (`exp_avg`, `exp_avg_sq`) and, for bitsandbytes' 8-bit slices, their codes and block
+    /// absmax; the step count goes in the metadata (``checkpointMetadata``).
+    public func checkpointEntries(arena: ParameterArena) -> [SafeTensorsWriter.Entry] {
+        var entries = [
+            SafeTensorsWriter.Entry(name: "exp_avg", shape: [arena.firstMoments.count], float32: Array(arena.firstMoments)),
+            SafeTensorsWriter.Entry(name: "exp_avg_sq", shape: [arena.secondMoments.count], float32: Array(arena.secondMoments)),
+        ]
+        if case .bitsAndBytesAdamW(let optimizer) = algorithm {
+            let (codes, absmax) = optimizer.stateBytesForCheckpoint
+            entries.append(SafeTensorsWriter.Entry(name: "codes", dtype: .u8, shape: [codes.count], bytes: Array(codes)))
+            entries.append(SafeTensorsWriter.Entry(name: "absmax", shape: [absmax.count], float32: Array(absmax)))
+        }
+        return entries
+    }
+
+    public var checkpointMetadata: [String: String] { ["optim": name.rawValue, "step_count": String(stepCount)] }
+
+    /// Restores what ``checkpointEntries(arena:)`` saved. Errors name the file and what differs.
+    public mutating func restore(from file: SafeTensorsFile, path: String, arena: ParameterArena) throws {
+        guard file.metadata["optim"] == name.rawValue else {
+            throw TrainingError("optim", "the checkpoint \(path) was written by optim \(file.metadata["optim"] ?? "?"), this run uses \(name.rawValue)")
+        }
+        guard let steps = file.metadata["step_count"].flatMap(Int.init), steps >= 0 else {
+            throw TrainingError("resume_from_checkpoint", "\(path) has no step_count")
+        }
+        func load<T>(_ key: String, into buffer: UnsafeMutableBufferPointer<T>, _ read: (String) throws -> [T]) throws {
+            let values = try read(key)
+            guard values.count == buffer.count else {
+                throw TrainingError("resume_from_checkpoint", "\(path): '\(key)' has \(values.count) values, this run needs \(buffer.count)")
+            }
+            _ = buffer.update(fromContentsOf: values)
+        }
+        try load("exp_avg", into: arena.firstMoments) { try file.float32($0) }
+        try load("exp_avg_sq", into: arena.secondMoments) { try file.float32($0) }
+        switch algorithm {
+        case .torchAdamW(var adamW):
+            adamW.restore(stepCount: steps)
+            algorithm = .torchAdamW(adamW)
+        case .bitsAndBytesAdamW(let optimizer):
+            let (codes, absmax) = optimizer.stateBytesForCheckpoint
+            try load("codes", into: codes) { Array(try file.data($0)) }
+            try load("absmax", into: absmax) { try file.float32($0) }
+            optimizer.restore(stepCount: steps)
+        }
+    }
 }
