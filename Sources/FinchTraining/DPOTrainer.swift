@@ -85,13 +85,13 @@ public final class DPOTrainer {
     public let schedule: LearningRateSchedule
     /// The policy's values, gradients and optimizer moments (`policy`'s values live here).
     public let arena: ParameterArena
-    public private(set) var optimizer: TrainingOptimizer
+    public internal(set) var optimizer: TrainingOptimizer
     /// Optimizer steps done.
-    public private(set) var step = 0
+    public internal(set) var step = 0
     /// TRL's cumulative `num_tokens`.
-    public private(set) var tokensSeen = 0
+    public internal(set) var tokensSeen = 0
     /// Every record logged so far.
-    public private(set) var history: [DPOLogRecord] = []
+    public internal(set) var history: [DPOLogRecord] = []
     /// Precomputed reference log-probs (chosen, rejected) per train and eval pair.
     public private(set) var precomputedTrain: [(Double, Double)]?
     public private(set) var precomputedEval: [(Double, Double)]?
@@ -99,9 +99,9 @@ public final class DPOTrainer {
     let pool: ThreadPool
     let pass: TrainingPass
     /// The logging window's per-micro-batch metrics and step losses.
-    private var windowMetrics: [DPOMetrics] = []
-    private var windowLoss = 0.0
-    private var windowSteps = 0
+    var windowMetrics: [DPOMetrics] = []
+    var windowLoss = 0.0
+    var windowSteps = 0
 
     /// - Parameters:
     ///   - policy: the trained adapter; its values must live in `arena` (build both with

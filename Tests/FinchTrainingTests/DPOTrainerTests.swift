@@ -16,7 +16,7 @@ final class DPOTrainerTests: XCTestCase {
     }
 
     func trainer(reference: DPOReference? = nil, precompute: Bool = false, learningRate: Double = 1e-2,
-                 loss: DPOLossConfiguration? = nil) throws -> DPOTrainer {
+                 loss: DPOLossConfiguration? = nil, maxSteps: Int = 4) throws -> DPOTrainer {
         let model = try CausalLM(source: ModelSource(path: Self.modelFolder))
         let lora = LoRAConfiguration(r: 4, loraAlpha: 8, targetModules: .allLinear)
         let (policy, arena) = try DPOTrainer.makePolicy(model: model, configuration: lora, seed: 5)
@@ -24,7 +24,7 @@ final class DPOTrainerTests: XCTestCase {
         arguments.learningRate = learningRate
         arguments.perDeviceTrainBatchSize = 2
         arguments.gradientAccumulationSteps = 2
-        arguments.maxSteps = 4
+        arguments.maxSteps = maxSteps
         arguments.loggingSteps = 1
         var configuration = DPOTrainerConfiguration(arguments: arguments, loss: try loss ?? DPOLossConfiguration())
         configuration.precomputeReferenceLogProbabilities = precompute
@@ -105,5 +105,40 @@ final class DPOTrainerTests: XCTestCase {
         let empty = DPOSequencePair(prompt: [1, 2], chosen: [], rejected: [3])
         XCTAssertThrowsError(try DPOTrainer(model: model, policy: policy, arena: arena, reference: .base, trainPairs: [empty],
                                             configuration: configuration)) { XCTAssertTrue("\($0)".contains("empty completion")) }
+    }
+}
+
+extension DPOTrainerTests {
+    /// Stopping after step 2 (checkpoint written) and resuming in a new trainer ends with the same
+    /// adapter bytes, optimizer state and logs as one uninterrupted run.
+    func testResumeFromCheckpointReproducesTheRun() throws {
+        let dir = NSTemporaryDirectory() + "finch-dpo-ckpt-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let straight = try trainer()
+        try straight.train()
+        let first = try trainer()
+        try first.trainStep()
+        try first.trainStep()
+        try first.saveCheckpoint(in: dir, baseModel: "tiny", totalLimit: 1)
+        try first.trainStep()
+        try first.saveCheckpoint(in: dir, baseModel: "tiny", totalLimit: 1)
+        XCTAssertEqual(DPOTrainer.checkpoints(in: dir).map(\.step), [3], "save_total_limit 1 keeps the newest")
+        let resumed = try trainer()
+        try resumed.resume(fromCheckpoint: try XCTUnwrap(DPOTrainer.checkpoints(in: dir).last).path)
+        XCTAssertEqual(resumed.step, 3)
+        try resumed.train()
+        XCTAssertEqual(Array(resumed.arena.values), Array(straight.arena.values), "adapter values")
+        XCTAssertEqual(Array(resumed.arena.secondMoments), Array(straight.arena.secondMoments), "optimizer moments")
+        XCTAssertEqual(resumed.history.count, straight.history.count)
+        for (a, b) in zip(resumed.history, straight.history) {
+            XCTAssertEqual(a.step, b.step)
+            XCTAssertEqual(a.values.map(\.0), b.values.map(\.0))
+            XCTAssertEqual(a.values.map(\.1), b.values.map(\.1), "step \(a.step)")
+        }
+        // A checkpoint of another run is refused with the reason.
+        let other = try trainer(maxSteps: 6)
+        XCTAssertThrowsError(try other.resume(fromCheckpoint: DPOTrainer.checkpoints(in: dir).last!.path)) {
+            XCTAssertTrue("\($0)".contains("6"), "\($0)")
+        }
     }
 }
