@@ -17,7 +17,7 @@ public enum BaseQuantization: String, Sendable, CaseIterable, Codable {
     case int8
 
     /// The 4-bit type, for `nf4`/`fp4`.
-    var fourBitType: FourBitType? {
+    public var fourBitType: FourBitType? {
         switch self {
         case .nf4: .nf4
         case .fp4: .fp4

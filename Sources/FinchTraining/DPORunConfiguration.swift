@@ -309,30 +309,30 @@ public struct DPORunConfiguration: Sendable {
         case .regex(let r): .string(r)
         }
         let a = arguments
-        return .object([
-            ("model_name_or_path", modelNameOrPath.map { .string($0) } ?? .null),
-            ("quantization", .string(quantization.rawValue)), ("bnb_4bit_use_double_quant", .bool(doubleQuantization)),
-            ("torch_dtype", .string(unquantizedStorage?.rawValue ?? "auto")),
-            ("dataset", dataset.map { .string($0) } ?? .null), ("eval_dataset", evalDataset.map { .string($0) } ?? .null),
-            ("eval_split", num(evalSplit)), ("columns", .object(columns.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
-            ("skip_invalid", .bool(skipInvalid)), ("orca_rendering", .string(orcaRendering)),
-            ("max_length", opt(maxLength)), ("max_prompt_length", opt(maxPromptLength)),
-            ("max_completion_length", opt(maxCompletionLength)), ("truncation_mode", .string(truncationMode)),
-            ("lora_r", .number(String(lora.r))), ("lora_alpha", num(lora.loraAlpha)), ("lora_dropout", num(lora.loraDropout)),
-            ("lora_target_modules", targets), ("use_rslora", .bool(lora.useRSLoRA)),
-            ("beta", num(loss.beta)), ("loss_type", .array(loss.types.map { .string($0.rawValue) })),
-            ("loss_weights", .array(loss.weights.map(num))), ("label_smoothing", num(loss.labelSmoothing)),
-            ("precompute_ref_log_probs", .bool(precomputeReferenceLogProbabilities)),
-            ("ref_adapter", referenceAdapter.map { .string($0) } ?? .null),
-            ("learning_rate", num(a.learningRate)), ("lr_scheduler_type", .string(a.lrSchedulerType.rawValue)),
-            ("warmup_steps", num(a.warmupSteps)), ("weight_decay", num(a.weightDecay)), ("optim", .string(a.optim.rawValue)),
-            ("adam_beta1", num(a.adamBeta1)), ("adam_beta2", num(a.adamBeta2)), ("adam_epsilon", num(a.adamEpsilon)),
-            ("max_grad_norm", num(a.maxGradNorm)), ("gradient_accumulation_steps", .number(String(a.gradientAccumulationSteps))),
-            ("per_device_train_batch_size", .number(String(a.perDeviceTrainBatchSize))), ("num_train_epochs", num(a.numTrainEpochs)),
-            ("max_steps", .number(String(a.maxSteps))), ("logging_steps", num(a.loggingSteps)), ("seed", .number(String(a.seed))),
-            ("gradient_checkpointing", .bool(gradientCheckpointing)), ("eval_steps", .number(String(evalSteps))),
-            ("save_steps", .number(String(saveSteps))), ("save_total_limit", opt(saveTotalLimit)),
-            ("output_dir", .string(outputDirectory)), ("threads", opt(threads)),
-        ])
+        var m: [(String, JSONValue)] = []
+        m += [("model_name_or_path", modelNameOrPath.map { .string($0) } ?? .null)]
+        m += [("quantization", .string(quantization.rawValue)), ("bnb_4bit_use_double_quant", .bool(doubleQuantization))]
+        m += [("torch_dtype", .string(unquantizedStorage?.rawValue ?? "auto"))]
+        m += [("dataset", dataset.map { .string($0) } ?? .null), ("eval_dataset", evalDataset.map { .string($0) } ?? .null)]
+        m += [("eval_split", num(evalSplit)), ("columns", .object(columns.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))]
+        m += [("skip_invalid", .bool(skipInvalid)), ("orca_rendering", .string(orcaRendering))]
+        m += [("max_length", opt(maxLength)), ("max_prompt_length", opt(maxPromptLength))]
+        m += [("max_completion_length", opt(maxCompletionLength)), ("truncation_mode", .string(truncationMode))]
+        m += [("lora_r", .number(String(lora.r))), ("lora_alpha", num(lora.loraAlpha)), ("lora_dropout", num(lora.loraDropout))]
+        m += [("lora_target_modules", targets), ("use_rslora", .bool(lora.useRSLoRA))]
+        m += [("beta", num(loss.beta)), ("loss_type", .array(loss.types.map { .string($0.rawValue) }))]
+        m += [("loss_weights", .array(loss.weights.map(num))), ("label_smoothing", num(loss.labelSmoothing))]
+        m += [("precompute_ref_log_probs", .bool(precomputeReferenceLogProbabilities))]
+        m += [("ref_adapter", referenceAdapter.map { .string($0) } ?? .null)]
+        m += [("learning_rate", num(a.learningRate)), ("lr_scheduler_type", .string(a.lrSchedulerType.rawValue))]
+        m += [("warmup_steps", num(a.warmupSteps)), ("weight_decay", num(a.weightDecay)), ("optim", .string(a.optim.rawValue))]
+        m += [("adam_beta1", num(a.adamBeta1)), ("adam_beta2", num(a.adamBeta2)), ("adam_epsilon", num(a.adamEpsilon))]
+        m += [("max_grad_norm", num(a.maxGradNorm)), ("gradient_accumulation_steps", .number(String(a.gradientAccumulationSteps)))]
+        m += [("per_device_train_batch_size", .number(String(a.perDeviceTrainBatchSize))), ("num_train_epochs", num(a.numTrainEpochs))]
+        m += [("max_steps", .number(String(a.maxSteps))), ("logging_steps", num(a.loggingSteps)), ("seed", .number(String(a.seed)))]
+        m += [("gradient_checkpointing", .bool(gradientCheckpointing)), ("eval_steps", .number(String(evalSteps)))]
+        m += [("save_steps", .number(String(saveSteps))), ("save_total_limit", opt(saveTotalLimit))]
+        m += [("output_dir", .string(outputDirectory)), ("threads", opt(threads))]
+        return .object(m)
     }
 }
