@@ -36,6 +36,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // OpenBLAS on Linux (`apt-get install libopenblas-dev`); Accelerate on Apple platforms.
@@ -58,8 +59,9 @@ let package = Package(
         .executableTarget(
             name: "finch",
             dependencies: [
-                "FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels", "FinchGeneration",
+                "FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels", "FinchGeneration", "FinchTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         // FinchFormats reads the bitsandbytes fixtures (safetensors, JSON) and SmolLM2's weights.

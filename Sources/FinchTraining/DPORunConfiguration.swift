@@ -287,6 +287,10 @@ public struct DPORunConfiguration: Sendable {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw TrainingError(key, "\(context.debugDescription)" + (origins[key].map { " (\($0))" } ?? ""))
         }
+        for (key, value) in [("per_device_train_batch_size", arguments.perDeviceTrainBatchSize),
+                             ("gradient_accumulation_steps", arguments.gradientAccumulationSteps)] where value < 1 {
+            throw TrainingError(key, "must be ≥ 1, got \(value)" + (origins[key].map { " (\($0))" } ?? ""))
+        }
         var loss = try DPOLossConfiguration(types: lossTypes, weights: lossWeights, beta: beta, labelSmoothing: labelSmoothing)
         if let rpoAlpha { loss.addRPO(alpha: rpoAlpha) }
         self.loss = loss
