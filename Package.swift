@@ -54,7 +54,11 @@ let package = Package(
         // Optimizer, schedules and the training loop's bookkeeping. Compiled for the host CPU like
         // FinchCore: AdamW's fused multiply-adds (which torch's fused kernel uses) become single
         // instructions instead of `fmaf` calls.
-        .target(name: "FinchTraining", dependencies: ["FinchCore", "FinchFormats"], swiftSettings: kernelSettings),
+        .target(
+            name: "FinchTraining",
+            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers"],
+            swiftSettings: kernelSettings
+        ),
         .executableTarget(
             name: "finch",
             dependencies: [
@@ -83,7 +87,7 @@ let package = Package(
         .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats"]),
         .testTarget(
             name: "FinchTrainingTests",
-            dependencies: ["FinchCore", "FinchFormats", "FinchModels", "FinchTraining"],
+            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchModels", "FinchTokenizers", "FinchTraining"],
             exclude: ["Fixtures"]
         ),
     ]
