@@ -55,7 +55,11 @@ let package = Package(
         // Optimizer, schedules and the training loop's bookkeeping. Compiled for the host CPU like
         // FinchCore: AdamW's fused multiply-adds (which torch's fused kernel uses) become single
         // instructions instead of `fmaf` calls.
-        .target(name: "FinchTraining", dependencies: ["FinchCore", "FinchFormats", "FinchModels"], swiftSettings: kernelSettings),
+        .target(
+            name: "FinchTraining",
+            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels"],
+            swiftSettings: kernelSettings
+        ),
         .executableTarget(
             name: "finch",
             dependencies: [
@@ -85,7 +89,7 @@ let package = Package(
         .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats"]),
         .testTarget(
             name: "FinchTrainingTests",
-            dependencies: ["FinchCore", "FinchFormats", "FinchModels", "FinchTraining"],
+            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchModels", "FinchTokenizers", "FinchTraining"],
             exclude: ["Fixtures"]
         ),
     ]

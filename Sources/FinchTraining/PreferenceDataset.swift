@@ -1,0 +1,294 @@
+import FinchCore
+import FinchFormats
+import Foundation
+
+/// Which file columns hold each part of a preference row (`--columns prompt=question,chosen=best`).
+public struct PreferenceColumns: Sendable, Equatable {
+    public var prompt = "prompt"
+    public var chosen = "chosen"
+    public var rejected = "rejected"
+    /// The system prompt of Intel/orca_dpo_pairs-style rows.
+    public var system = "system"
+    /// The user question of Intel/orca_dpo_pairs-style rows (used when there is no prompt column).
+    public var question = "question"
+
+    public init() {}
+
+    /// Columns renamed by `mapping` (role → file column); roles are `prompt`, `chosen`, `rejected`,
+    /// `system` and `question`, any other key is an error.
+    public init(mapping: [String: String]) throws {
+        for (role, column) in mapping.sorted(by: { $0.key < $1.key }) {
+            guard !column.isEmpty else { throw TrainingError("columns", "\(role)= needs a column name") }
+            switch role {
+            case "prompt": prompt = column
+            case "chosen": chosen = column
+            case "rejected": rejected = column
+            case "system": system = column
+            case "question": question = column
+            default:
+                throw TrainingError("columns", "unknown role \"\(role)\": use prompt, chosen, rejected, system or question (e.g. prompt=question,chosen=best)")
+            }
+        }
+    }
+
+    /// Parses `prompt=question,chosen=best` (the `--columns` flag).
+    public init(parsing spec: String) throws {
+        var mapping: [String: String] = [:]
+        for item in spec.split(separator: ",", omittingEmptySubsequences: true) {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2 else {
+                throw TrainingError("columns", "\"\(item)\" is not role=column (e.g. prompt=question,chosen=best)")
+            }
+            let role = parts[0].trimmingCharacters(in: .whitespaces)
+            guard mapping[role] == nil else { throw TrainingError("columns", "\(role) is mapped twice") }
+            mapping[role] = parts[1].trimmingCharacters(in: .whitespaces)
+        }
+        try self.init(mapping: mapping)
+    }
+}
+
+/// The shape of a dataset's rows, decided by its first row as TRL decides it.
+public enum PreferenceSchema: String, Sendable, Equatable {
+    /// prompt, chosen, rejected as strings.
+    case standard
+    /// prompt, chosen, rejected as message lists.
+    case conversational
+    /// chosen and rejected strings only; the prompt is their common prefix.
+    case implicitStandard
+    /// chosen and rejected conversations only; the prompt is their common first messages.
+    case implicitConversational
+    /// Intel/orca_dpo_pairs: system, question, chosen, rejected strings.
+    case question
+}
+
+/// What loading a dataset found: row counts, rows skipped (with `skipInvalid`), pairs whose chosen
+/// and rejected are identical, columns nothing reads.
+public struct DataLoadReport: Sendable {
+    public var path: String
+    public var format: PreferenceFileFormat
+    public var schema: PreferenceSchema
+    /// Rows read (blank lines excluded), valid or not.
+    public var rows: Int
+    /// Rows left out because they are invalid (only with `skipInvalid`), with the reason.
+    public var skipped: [(location: String, reason: String)] = []
+    /// Rows whose chosen and rejected are identical. They are kept (TRL keeps them) but teach nothing.
+    public var identicalPairs: [String] = []
+    /// Columns of the file that no part of the pair reads (e.g. `id`, `tools`).
+    public var ignoredColumns: [String] = []
+
+    /// Rows that became examples.
+    public var examples: Int { rows - skipped.count }
+
+    /// A few lines for a person: counts, then the first skipped rows and identical pairs.
+    public var description: String {
+        var lines = ["\(path): \(rows) rows (\(format.rawValue), \(schema.rawValue)), \(examples) pairs, \(skipped.count) skipped, "
+                     + "\(identicalPairs.count) with identical chosen and rejected"]
+        for (location, reason) in skipped.prefix(5) { lines.append("  skipped \(location): \(reason)") }
+        if skipped.count > 5 { lines.append("  … and \(skipped.count - 5) more skipped") }
+        if !identicalPairs.isEmpty {
+            let shown = identicalPairs.prefix(5).joined(separator: ", ")
+            lines.append("  identical chosen and rejected: \(shown)\(identicalPairs.count > 5 ? ", …" : "")")
+        }
+        if !ignoredColumns.isEmpty { lines.append("  ignored columns: \(ignoredColumns.joined(separator: ", "))") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Reading preference datasets (issue 7, item 1) and splitting them into train and eval.
+public enum PreferenceDataset {
+    /// Reads the preference pairs of a JSONL, JSON, CSV or TSV file.
+    ///
+    /// The schema comes from the first row, as in TRL: a `prompt` column means explicit prompts
+    /// (strings, or message lists for conversations); else a `question` column means
+    /// Intel/orca_dpo_pairs rows (`system` optional); else chosen and rejected alone, with an
+    /// implicit prompt. Every row must then have the same schema and form.
+    ///
+    /// - Parameter skipInvalid: skip rows that are malformed, miss a field, have an empty chosen or
+    ///   rejected, a value of the wrong type or invalid UTF-8, and list them in the report;
+    ///   otherwise the first such row throws a ``TrainingError`` whose subject is `file:line` and
+    ///   whose reason starts with the field.
+    /// - Throws: ``TrainingError`` for an unreadable or malformed file, an invalid row (without
+    ///   `skipInvalid`), or a dataset with no valid rows.
+    public static func load(path: String, columns: PreferenceColumns = .init(),
+                            skipInvalid: Bool = false) throws -> (examples: [PreferenceExample], report: DataLoadReport) {
+        var format = try PreferenceFileFormat(path: path)
+        guard FileManager.default.fileExists(atPath: path) else { throw TrainingError(path, "no such file") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError(path, "cannot read the file") }
+        let bytes = [UInt8](data)
+        let rows: [RawRow]
+        switch format {
+        case .jsonl:
+            rows = PreferenceFileReader.jsonLines(bytes, path: path)
+        case .json:
+            if let parsed = try PreferenceFileReader.json(bytes, path: path, rowKey: columns.chosen) {
+                rows = parsed
+            } else {
+                rows = PreferenceFileReader.jsonLines(bytes, path: path)
+                format = .jsonl
+            }
+        case .csv:
+            rows = try PreferenceFileReader.delimited(bytes, path: path, delimiter: UInt8(ascii: ","))
+        case .tsv:
+            rows = try PreferenceFileReader.delimited(bytes, path: path, delimiter: UInt8(ascii: "\t"))
+        }
+        var builder = ExampleBuilder(columns: columns)
+        var report = DataLoadReport(path: path, format: format, schema: .standard, rows: rows.count)
+        var examples: [PreferenceExample] = []
+        for row in rows {
+            do {
+                switch row {
+                case let .invalid(location, reason):
+                    throw TrainingError(location, reason)
+                case let .fields(location, fields):
+                    let example = try builder.example(fields, location: location)
+                    if example.hasIdenticalCompletions { report.identicalPairs.append(location) }
+                    examples.append(example)
+                }
+            } catch let error as TrainingError where skipInvalid {
+                report.skipped.append((error.subject, error.reason))
+            }
+        }
+        report.schema = builder.schema ?? .standard
+        report.ignoredColumns = builder.ignoredColumns
+        guard !examples.isEmpty else {
+            let why = rows.isEmpty ? "the file holds no rows" : "none of its \(rows.count) rows is valid (\(report.skipped.first.map { "first: \($0.location): \($0.reason)" } ?? ""))"
+            throw TrainingError(path, "no preference pairs: \(why)")
+        }
+        return (examples, report)
+    }
+
+    /// Splits examples into train and eval: `ceil(evalFraction · n)` examples drawn by a seeded
+    /// shuffle (SplitMix64, Fisher–Yates) go to eval, at least one stays in train, and each
+    /// split keeps the file order. `evalFraction ≤ 0` puts everything in train.
+    public static func split(_ examples: [PreferenceExample], evalFraction: Double,
+                             seed: UInt64) -> (train: [PreferenceExample], eval: [PreferenceExample]) {
+        let n = examples.count
+        guard evalFraction > 0, n > 1 else { return (examples, []) }
+        let evalCount = min(Int((evalFraction * Double(n)).rounded(.up)), n - 1)
+        var order = Array(0..<n)
+        var random = SplitMix64(seed: seed)
+        for i in stride(from: n - 1, to: 0, by: -1) {
+            let j = Int(random.next().multipliedFullWidth(by: UInt64(i + 1)).high)
+            order.swapAt(i, j)
+        }
+        let evalIndices = Set(order.prefix(evalCount))
+        var train: [PreferenceExample] = [], eval: [PreferenceExample] = []
+        for (i, example) in examples.enumerated() {
+            if evalIndices.contains(i) { eval.append(example) } else { train.append(example) }
+        }
+        return (train, eval)
+    }
+}
+
+/// Turns raw rows into examples, holding the schema the first row decided.
+struct ExampleBuilder {
+    let columns: PreferenceColumns
+    var schema: PreferenceSchema?
+    var ignoredColumns: [String] = []
+
+    init(columns: PreferenceColumns) { self.columns = columns }
+
+    mutating func example(_ fields: [(String, JSONValue)], location: String) throws -> PreferenceExample {
+        func value(_ column: String) -> JSONValue? { fields.first { $0.0 == column }?.1 }
+        func fail(_ field: String, _ problem: String) -> TrainingError { TrainingError(location, "\(field): \(problem)") }
+        let hasPrompt = value(columns.prompt) != nil
+        let hasQuestion = value(columns.question) != nil
+        let schema = try self.schema ?? Self.schema(fields, columns: columns, hasPrompt: hasPrompt, hasQuestion: hasQuestion, location: location)
+        if self.schema == nil {
+            self.schema = schema
+            let used: Set<String> = switch schema {
+            case .standard, .conversational: [columns.prompt, columns.chosen, columns.rejected]
+            case .implicitStandard, .implicitConversational: [columns.chosen, columns.rejected]
+            case .question: [columns.system, columns.question, columns.chosen, columns.rejected]
+            }
+            ignoredColumns = fields.map(\.0).filter { !used.contains($0) }
+        }
+        let conversational = schema == .conversational || schema == .implicitConversational
+        func text(_ column: String, required: Bool = true) throws -> PreferenceText? {
+            guard let raw = value(column) else {
+                if required { throw fail(column, "missing (the first row has it; every row needs \(column))") }
+                return nil
+            }
+            let parsed = try Self.preferenceText(raw, field: column, location: location)
+            if parsed.isConversational != conversational {
+                throw fail(column, conversational ? "is a string, but the file's first row holds conversations (lists of {role, content} messages)"
+                                                  : "is a list of messages, but the file's first row holds strings")
+            }
+            return parsed
+        }
+        switch schema {
+        case .standard, .conversational:
+            let prompt = try text(columns.prompt)
+            if case .messages(let m)? = prompt, m.isEmpty { throw fail(columns.prompt, "empty message list") }
+            return try completions(prompt: prompt, system: nil, text: text, fail: fail, location: location)
+        case .implicitStandard, .implicitConversational:
+            if hasPrompt { throw fail(columns.prompt, "present on this row but not on the first row: a file holds one schema") }
+            return try completions(prompt: nil, system: nil, text: text, fail: fail, location: location)
+        case .question:
+            if hasPrompt { throw fail(columns.prompt, "present on this row but not on the first row: a file holds one schema") }
+            guard case .text(let question)? = try text(columns.question) else { throw fail(columns.question, "missing") }
+            var system = ""
+            if let raw = value(columns.system), !raw.isNull {
+                guard case .string(let s) = raw else { throw fail(columns.system, "expected a string, found \(PreferenceFileReader.describe(raw))") }
+                system = s
+            }
+            return try completions(prompt: .text(question), system: system, text: text, fail: fail, location: location)
+        }
+    }
+
+    func completions(prompt: PreferenceText?, system: String?, text: (String, Bool) throws -> PreferenceText?,
+                     fail: (String, String) -> TrainingError, location: String) throws -> PreferenceExample {
+        var parts: [PreferenceText] = []
+        for column in [columns.chosen, columns.rejected] {
+            guard let part = try text(column, true) else { throw fail(column, "missing") }
+            if part.isEmpty {
+                throw fail(column, "empty: every pair needs a non-empty chosen and rejected (or skip such rows with --skip-invalid)")
+            }
+            parts.append(part)
+        }
+        return PreferenceExample(prompt: prompt, chosen: parts[0], rejected: parts[1], system: system, location: location)
+    }
+
+    static func schema(_ fields: [(String, JSONValue)], columns: PreferenceColumns, hasPrompt: Bool, hasQuestion: Bool,
+                       location: String) throws -> PreferenceSchema {
+        let chosen = fields.first { $0.0 == columns.chosen }?.1
+        guard let chosen else {
+            throw TrainingError(location, "\(columns.chosen): missing (found columns: \(fields.map(\.0).joined(separator: ", ")); "
+                                + "rename with --columns, e.g. chosen=best)")
+        }
+        let conversational = chosen.arrayValue != nil
+        if hasPrompt { return conversational ? .conversational : .standard }
+        if hasQuestion { return .question }
+        return conversational ? .implicitConversational : .implicitStandard
+    }
+
+    /// A field's value as text or as a message list; `field` names it in errors.
+    static func preferenceText(_ value: JSONValue, field: String, location: String) throws -> PreferenceText {
+        func fail(_ field: String, _ problem: String) -> TrainingError { TrainingError(location, "\(field): \(problem)") }
+        switch value {
+        case .string(let s):
+            return .text(s)
+        case .array(let items):
+            var messages: [ChatMessage] = []
+            for (i, item) in items.enumerated() {
+                guard case .object = item else {
+                    throw fail("\(field)[\(i)]", "expected a {role, content} message, found \(PreferenceFileReader.describe(item))")
+                }
+                var parts: [String] = []
+                for key in ["role", "content"] {
+                    guard let part = item[key] else { throw fail("\(field)[\(i)].\(key)", "missing") }
+                    guard case .string(let s) = part else {
+                        throw fail("\(field)[\(i)].\(key)", "expected a string, found \(PreferenceFileReader.describe(part))")
+                    }
+                    parts.append(s)
+                }
+                messages.append(ChatMessage(role: parts[0], content: parts[1]))
+            }
+            return .messages(messages)
+        case .null:
+            throw fail(field, "null: expected a string or a list of {role, content} messages")
+        default:
+            throw fail(field, "expected a string or a list of {role, content} messages, found \(PreferenceFileReader.describe(value))")
+        }
+    }
+}

@@ -1,0 +1,321 @@
+import ArgumentParser
+import FinchCore
+import FinchFormats
+import FinchModels
+import FinchTokenizers
+import FinchTraining
+import Foundation
+
+/// `finch dpo`: train a LoRA adapter with DPO, as TRL's `DPOTrainer` does.
+struct DPO: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dpo",
+        abstract: "Train a LoRA adapter on a preference dataset with DPO (TRL's DPOTrainer semantics).",
+        discussion: """
+            Settings use TRL's names, from --config FILE (YAML or JSON) and/or flags: every key can be \
+            given as --key value (or --key=value), and flags override the file. Unknown keys and wrong \
+            types are errors naming the key and where it was given.
+
+            Main keys (defaults in brackets):
+              model_name_or_path, dataset (JSONL/JSON/CSV/TSV), eval_dataset, eval_split [0], columns, skip_invalid
+              quantization [nf4] (nf4, fp4, int8, none), bnb_4bit_use_double_quant [true], torch_dtype [auto]
+              lora_r [16], lora_alpha [32], lora_dropout [0.05; DPO zeroes it as TRL does], lora_target_modules
+              beta [0.1], loss_type [sigmoid], loss_weights, label_smoothing, rpo_alpha
+              max_length [1024], max_prompt_length, max_completion_length, truncation_mode [keep_start]
+              precompute_ref_log_probs [false], ref_adapter (PEFT folder: frozen reference and starting policy)
+              learning_rate [1e-6], lr_scheduler_type [linear], warmup_steps [0], optim [adamw_torch_fused],
+              per_device_train_batch_size [8], gradient_accumulation_steps [1], num_train_epochs [3], max_steps,
+              max_grad_norm [1.0], weight_decay [0], seed [42], gradient_checkpointing [true], logging_steps [10],
+              eval_steps, save_steps, save_total_limit, output_dir [finch-dpo-output], resume_from_checkpoint
+              threads, dry_run
+
+            The run folder (output_dir) receives config.json (the resolved settings), metrics.jsonl (one \
+            line per logged step, TRL's metric names), checkpoint-N/ folders and, at the end, the adapter \
+            in PEFT's format (adapter_config.json + adapter_model.safetensors).
+            """)
+
+    @Argument(help: "The model (GGUF file, HF folder or known model name); or model_name_or_path in the config.")
+    var model: String?
+
+    @Option(help: "A YAML or JSON file of settings (TRL's key names).")
+    var config: String?
+
+    @Flag(help: "Print the first rendered pairs with token boundaries and the dataset statistics, then stop.")
+    var dryRun = false
+
+    @Flag(help: "Continue from the newest checkpoint in output_dir.")
+    var resume = false
+
+    @Argument(parsing: .allUnrecognized, help: "Any setting as --key value.")
+    var settings: [String] = []
+
+    func run() throws {
+        try CLI.run { try DPORun(command: self).run() }
+    }
+}
+
+/// One `finch dpo` invocation.
+struct DPORun {
+    let command: DPO
+
+    func run() throws {
+        var c = DPORunConfiguration()
+        var entries: [ConfigFile.Entry] = []
+        if let file = command.config { entries += try ConfigFile.entries(path: file) }
+        if let model = command.model { entries.append(("model_name_or_path", .string(model), "MODEL argument")) }
+        entries += try ConfigFile.flagEntries(command.settings)
+        if command.dryRun { entries.append(("dry_run", .bool(true), "--dry-run")) }
+        if command.resume { entries.append(("resume_from_checkpoint", .string("true"), "--resume")) }
+        for entry in entries { try c.set(entry.key, entry.value, origin: entry.origin) }
+        try c.resolve()
+        guard let modelArgument = c.modelNameOrPath else {
+            throw TrainingError("model_name_or_path", "no model given (MODEL argument, --model_name_or_path or the config)")
+        }
+        guard let datasetPath = c.dataset else { throw TrainingError("dataset", "no dataset given (--dataset FILE or the config)") }
+
+        // Data first: a bad dataset should fail before minutes of model loading.
+        let columns = try PreferenceColumns(mapping: c.columns)
+        let (examples, report) = try PreferenceDataset.load(path: datasetPath, columns: columns, skipInvalid: c.skipInvalid)
+        CLI.log(report.description)
+        var train = examples, eval: [PreferenceExample] = []
+        if let evalPath = c.evalDataset {
+            let (e, evalReport) = try PreferenceDataset.load(path: evalPath, columns: columns, skipInvalid: c.skipInvalid)
+            CLI.log(evalReport.description)
+            eval = e
+        } else if c.evalSplit > 0 {
+            (train, eval) = PreferenceDataset.split(examples, evalFraction: c.evalSplit, seed: UInt64(c.arguments.seed))
+        }
+
+        let modelPath = try CLI.resolveModel(modelArgument)
+        let source = try ModelSource(path: modelPath)
+        let tokenizer = try Tokenizer(source: source)
+        var tokenization = DPOTokenizationOptions(maxLength: c.maxLength, maxPromptLength: c.maxPromptLength,
+                                                  maxCompletionLength: c.maxCompletionLength)
+        tokenization.truncationMode = c.truncationMode == "keep_end" ? .keepEnd : .keepStart
+        tokenization.orcaRendering = c.orcaRendering == "two_calls" ? .twoCalls : .conversation
+        let (trainPairs, statistics, warnings) = try DPOTokenizer.tokenize(train, tokenizer: tokenizer, options: tokenization)
+        for warning in warnings { CLI.log("warning: " + warning) }
+        CLI.log("train: " + statistics.description)
+        let evalPairs = eval.isEmpty ? [] : try DPOTokenizer.tokenize(eval, tokenizer: tokenizer, options: tokenization).pairs
+        if c.dryRun {
+            for pair in trainPairs.prefix(3) { print(DPOTokenizer.describe(pair, tokenizer: tokenizer)) }
+            print("train: \(statistics.description)")
+            if !evalPairs.isEmpty { print("eval: \(evalPairs.count) pairs") }
+            return
+        }
+        guard !trainPairs.isEmpty else {
+            throw TrainingError("dataset", "\(datasetPath): no pairs left after filtering (\(statistics.description))")
+        }
+        func sequences(_ pairs: [TokenizedPair]) -> [DPOSequencePair] {
+            pairs.map { p in
+                DPOSequencePair(chosen: p.chosenInputIDs, chosenPromptLength: p.chosenPromptLength,
+                                rejected: p.rejectedInputIDs, rejectedPromptLength: p.rejectedPromptLength)
+            }
+        }
+
+        // Model and adapters.
+        let pool = ThreadPool(threads: c.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        var options = ModelLoadOptions(quantization: c.quantization, doubleQuantization: c.doubleQuantization,
+                                       unquantizedStorage: c.unquantizedStorage)
+        options.torchThreads = 1
+        let start = Date()
+        let model = try CausalLM(source: source, options: options, pool: pool)
+        for note in model.loadNotes.prefix(3) { CLI.log(note) }
+        if model.loadNotes.count > 3 { CLI.log("… and \(model.loadNotes.count - 3) more tensors the same way") }
+        CLI.log(String(format: "loaded %@ (%@, %.0f MB of weights) in %.1f s", modelPath, c.quantization.rawValue,
+                       Double(model.weightByteCount) / 1e6, Date().timeIntervalSince(start)))
+
+        var loraConfiguration = c.lora
+        var referenceAdapter: LoRAAdapter?
+        var startValues: [PEFTAdapterFolder.Tensor]?
+        if let path = c.referenceAdapter {
+            let (peft, tensors) = try PEFTAdapterFolder.read(path)
+            loraConfiguration = LoRAAdapter.configuration(fromPEFT: peft)
+            let ref = try LoRAAdapter(name: "ref", configuration: loraConfiguration, model: model, seed: 0)
+            try ref.setValues(fromPEFT: tensors, path: path)
+            referenceAdapter = ref
+            startValues = tensors
+            CLI.log("reference: the frozen adapter \(path); the policy starts as a copy of it")
+        }
+        // TRL's DPOTrainer zeroes every dropout, LoRA's included (disable_dropout=True).
+        loraConfiguration.loraDropout = 0
+        let (policy, arena) = try DPOTrainer.makePolicy(model: model, configuration: loraConfiguration,
+                                                        seed: UInt64(truncatingIfNeeded: c.arguments.seed))
+        if let startValues { try policy.setValues(fromPEFT: startValues, path: c.referenceAdapter ?? "") }
+
+        var trainerConfiguration = DPOTrainerConfiguration(arguments: c.arguments, loss: c.loss)
+        trainerConfiguration.gradientCheckpointing = c.gradientCheckpointing
+        trainerConfiguration.precomputeReferenceLogProbabilities = c.precomputeReferenceLogProbabilities
+        trainerConfiguration.evalSteps = evalPairs.isEmpty ? 0 : (c.evalSteps > 0 ? c.evalSteps : Int.max)
+        let trainer = try DPOTrainer(model: model, policy: policy, arena: arena,
+                                     reference: referenceAdapter.map { .adapter($0) } ?? .base,
+                                     trainPairs: sequences(trainPairs), evalPairs: sequences(evalPairs),
+                                     configuration: trainerConfiguration, pool: pool)
+        if let notice = trainer.optimizer.notice { CLI.log(notice) }
+
+        // Run folder.
+        let output = c.outputDirectory
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        try AtomicFile.write(Array((c.resolvedJSON.compactText + "\n").utf8), to: output + "/config.json")
+        if let resume = c.resumeFromCheckpoint {
+            let path = resume == "true" ? DPOTrainer.checkpoints(in: output).last?.path : resume
+            if let path {
+                try trainer.resume(fromCheckpoint: path)
+                CLI.log("resumed from \(path) at step \(trainer.step)")
+            } else {
+                CLI.log("no checkpoint in \(output); starting from step 0")
+            }
+        }
+        if c.precomputeReferenceLogProbabilities {
+            let cache = ReferenceLogProbabilityCache(model: modelPath, options: options, adapter: c.referenceAdapter,
+                                                     train: trainer.trainPairs, eval: trainer.evalPairs)
+            if let cached = cache.load() {
+                try trainer.setPrecomputed(train: cached.train, eval: cached.eval)
+                CLI.log("reference log-probs: reused \(cache.path)")
+            } else {
+                let t0 = Date()
+                try trainer.precomputeReferenceLogProbabilities()
+                try cache.store(train: trainer.precomputedTrain ?? [], eval: trainer.precomputedEval ?? [])
+                CLI.log(String(format: "reference log-probs: computed for %d pairs in %.1f s, cached in %@",
+                               trainer.trainPairs.count + trainer.evalPairs.count, Date().timeIntervalSince(t0), cache.path))
+            }
+        }
+
+        let metrics = try MetricsFile(path: output + "/metrics.jsonl", truncateAfterStep: trainer.step)
+        let progress = ProgressLine(total: trainer.plan.totalSteps, startStep: trainer.step)
+        var windowStart = Date(), windowTokens = trainer.tokensSeen, windowPairs = 0, lastStep = trainer.step
+        let batch = c.arguments.perDeviceTrainBatchSize * c.arguments.gradientAccumulationSteps
+        while trainer.step < trainer.plan.totalSteps {
+            let record = try trainer.trainStep()
+            windowPairs += min(batch, trainer.trainPairs.count)
+            if var record {
+                let seconds = Date().timeIntervalSince(windowStart)
+                record.values.append(("tokens_per_second", Double(trainer.tokensSeen - windowTokens) / seconds))
+                record.values.append(("pairs_per_second", Double(windowPairs) / seconds))
+                try metrics.append(record)
+                progress.update(record, secondsPerStep: seconds / Double(max(1, trainer.step - lastStep)))
+                (windowStart, windowTokens, windowPairs, lastStep) = (Date(), trainer.tokensSeen, 0, trainer.step)
+            }
+            if c.saveSteps > 0, trainer.step % c.saveSteps == 0 {
+                let path = try trainer.saveCheckpoint(in: output, baseModel: modelArgument, totalLimit: c.saveTotalLimit)
+                progress.note("saved \(path)")
+            }
+            let every = trainerConfiguration.evalSteps
+            if every > 0, trainer.step % every == 0 || trainer.step == trainer.plan.totalSteps, let record = try trainer.evaluate() {
+                try metrics.append(record)
+                progress.note(record.values.map { "\($0.0) \(String(format: "%.4g", $0.1))" }.joined(separator: ", "))
+            }
+        }
+        progress.finish()
+        try policy.savePEFT(to: output, baseModel: modelArgument)
+        CLI.log("adapter saved to \(output) (adapter_config.json, adapter_model.safetensors)")
+    }
+}
+
+/// `metrics.jsonl`: one JSON object per logged record (`step` and TRL's keys), appended and
+/// flushed as the run goes; on resume, lines after the checkpoint's step are dropped first.
+final class MetricsFile {
+    let path: String
+    private let handle: FileHandle
+
+    init(path: String, truncateAfterStep step: Int) throws {
+        self.path = path
+        var kept = ""
+        if step > 0, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                if let value = try? JSONValue.parse(String(line), path: path), let s = value["step"]?.intValue, s <= step {
+                    kept += line + "\n"
+                }
+            }
+        }
+        try AtomicFile.write(Array(kept.utf8), to: path)
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw FormatError(path, "cannot open for writing") }
+        handle.seekToEndOfFile()
+        self.handle = handle
+    }
+
+    func append(_ record: DPOLogRecord) throws {
+        let members: [(String, JSONValue)] = [("step", .number(String(record.step)))]
+            + record.values.map { ($0.0, $0.1.isFinite ? .number("\($0.1)") : .null) }
+        try handle.write(contentsOf: Data((JSONValue.object(members).compactText + "\n").utf8))
+    }
+
+    deinit { try? handle.close() }
+}
+
+/// The live progress line on stderr: step/total, loss, reward accuracy and margin, tokens/s, ETA.
+final class ProgressLine {
+    let total: Int
+    let interactive = isatty(STDERR_FILENO) == 1
+
+    init(total: Int, startStep: Int) {
+        self.total = total
+    }
+
+    func update(_ r: DPOLogRecord, secondsPerStep: Double) {
+        let eta = Int(secondsPerStep * Double(total - r.step))
+        let line = String(format: "step %d/%d  loss %.4f  acc %.2f  margin %.4f  %.0f tok/s  %.2f pairs/s  ETA %d:%02d:%02d",
+                          r.step, total, r["loss"] ?? .nan, r["rewards/accuracies"] ?? .nan, r["rewards/margins"] ?? .nan,
+                          r["tokens_per_second"] ?? 0, r["pairs_per_second"] ?? 0, eta / 3600, eta / 60 % 60, eta % 60)
+        write(interactive ? "\r\u{1B}[K" + line : line + "\n")
+    }
+
+    func note(_ message: String) { write((interactive ? "\r\u{1B}[K" : "") + "finch: " + message + "\n") }
+    func finish() { if interactive { write("\n") } }
+    private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+}
+
+/// Precomputed reference log-probs on disk (`precompute_ref_log_probs`), keyed by a SHA-256 of
+/// the model file (path, size, modification time), the load options, the reference adapter's
+/// bytes and every token of the data, so a later run (or an evaluation) on the same inputs reuses
+/// them and any change recomputes.
+struct ReferenceLogProbabilityCache {
+    let path: String
+
+    init(model: String, options: ModelLoadOptions, adapter: String?, train: [DPOSequencePair], eval: [DPOSequencePair]) {
+        var key = "finch-ref-logps-v1\n\(model)\n"
+        for file in Self.files(model) {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: file)
+            key += "\(file) \(attributes?[.size] ?? 0) \((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)\n"
+        }
+        key += "\(options.quantization.rawValue) \(options.doubleQuantization) \(options.unquantizedStorage?.rawValue ?? "auto")\n"
+        if let adapter, let bytes = FileManager.default.contents(atPath: adapter + "/" + PEFTAdapterFolder.weightsFile) {
+            var hash = SHA256()
+            hash.update(Array(bytes))
+            key += hash.finalizeHex() + "\n"
+        }
+        for pair in train + eval {
+            key += "\(pair.chosenPromptLength):\(pair.chosen) \(pair.rejectedPromptLength):\(pair.rejected)\n"
+        }
+        key += "eval \(eval.count)\n"
+        var hash = SHA256()
+        hash.update(Array(key.utf8))
+        path = ModelCache.fromEnvironment().directory + "/ref-logps/\(hash.finalizeHex()).json"
+    }
+
+    /// The weight files of a model path (a GGUF file, or an HF folder's safetensors).
+    static func files(_ model: String) -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue else { return [model] }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: model)) ?? []
+        return names.filter { $0.hasSuffix(".safetensors") || $0 == "config.json" }.sorted().map { model + "/" + $0 }
+    }
+
+    func load() -> (train: [(Double, Double)], eval: [(Double, Double)])? {
+        guard let json = try? JSONValue.parse(contentsOf: path) else { return nil }
+        func table(_ key: String) -> [(Double, Double)]? {
+            json[key]?.arrayValue?.compactMap { pair in
+                guard let a = pair.arrayValue, a.count == 2, let c = a[0].doubleValue, let r = a[1].doubleValue else { return nil }
+                return (c, r)
+            }
+        }
+        guard let train = table("train"), let eval = table("eval") else { return nil }
+        return (train, eval)
+    }
+
+    func store(train: [(Double, Double)], eval: [(Double, Double)]) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        func table(_ rows: [(Double, Double)]) -> JSONValue { .array(rows.map { .array([.number("\($0.0)"), .number("\($0.1)")]) }) }
+        try AtomicFile.write(Array((JSONValue.object([("train", table(train)), ("eval", table(eval))]).compactText + "\n").utf8), to: path)
+    }
+}
