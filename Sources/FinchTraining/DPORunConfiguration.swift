@@ -260,12 +260,30 @@ public struct DPORunConfiguration: Sendable {
             break // accepted for recipe compatibility; no effect on the CPU trainer
         default:
             guard TrainingArguments.CodingKeys(rawValue: key) != nil else {
-                throw TrainingError(key, "unknown key (\(origin)); known keys: \(Self.keys.sorted().joined(separator: ", "))")
+                let close = Self.keys.filter { Self.editDistance($0, key) <= max(2, key.count / 4) }.sorted()
+                let hint = close.isEmpty ? "known keys: \(Self.keys.sorted().joined(separator: ", "))" : "did you mean \(close.joined(separator: " or "))?"
+                throw TrainingError(key, "unknown key (\(origin)); \(hint)")
             }
             trainingArgumentValues.removeAll { $0.0 == key }
             trainingArgumentValues.append((key, value))
         }
         origins[key] = origin
+    }
+
+    /// Levenshtein distance, for "did you mean" hints.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
     }
 
     /// Validates and assembles the values given so far (call after the last `set`).

@@ -1,9 +1,11 @@
 import ArgumentParser
+import FinchCore
 import FinchFormats
 import FinchGeneration
 import FinchModels
 import FinchJinja
 import FinchTokenizers
+import FinchTraining
 import Foundation
 
 /// Shared plumbing of the subcommands: model resolution, progress on stderr, and one-line errors.
@@ -71,6 +73,12 @@ enum CLI {
             throw ExitCode.failure
         } catch let error as TokenizerError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode.failure
+        } catch let error as TrainingError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode.failure
+        } catch let error as QuantizationError {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
         }
     }

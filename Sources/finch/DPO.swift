@@ -34,22 +34,40 @@ struct DPO: ParsableCommand {
             in PEFT's format (adapter_config.json + adapter_model.safetensors).
             """)
 
-    @Argument(help: "The model (GGUF file, HF folder or known model name); or model_name_or_path in the config.")
-    var model: String?
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp(
+        "[MODEL] [--config FILE] [--dry-run] [--resume] [--KEY VALUE ...]",
+        discussion: "MODEL: a GGUF file, HF folder or known model name (or model_name_or_path in the config)."))
+    var arguments: [String] = []
 
-    @Option(help: "A YAML or JSON file of settings (TRL's key names).")
-    var config: String?
-
-    @Flag(help: "Print the first rendered pairs with token boundaries and the dataset statistics, then stop.")
-    var dryRun = false
-
-    @Flag(help: "Continue from the newest checkpoint in output_dir.")
-    var resume = false
-
-    @Argument(parsing: .allUnrecognized, help: "Any setting as --key value.")
-    var settings: [String] = []
+    /// MODEL, the config file, and every other `--key value` in order.
+    func parsed() throws -> (model: String?, config: String?, settings: [String]) {
+        var model: String?, config: String?, settings: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            if a == "--config" || a.hasPrefix("--config=") {
+                if let eq = a.firstIndex(of: "=") { config = String(a[a.index(after: eq)...]) } else {
+                    guard i + 1 < arguments.count else { throw TrainingError("config", "--config needs a file") }
+                    config = arguments[i + 1]
+                    i += 1
+                }
+            } else if a == "--dry-run" {
+                settings += ["--dry_run", "true"]
+            } else if a == "--resume" {
+                settings += ["--resume_from_checkpoint", "true"]
+            } else if !a.hasPrefix("-"), model == nil, settings.isEmpty || settings.last?.hasPrefix("--") == false {
+                model = a
+            } else {
+                settings.append(a)
+            }
+            i += 1
+        }
+        return (model, config, settings)
+    }
 
     func run() throws {
+        // Everything after `dpo` is captured (any TRL key is an option), so help is handled here.
+        if arguments.contains("--help") || arguments.contains("-h") { throw CleanExit.helpRequest(self) }
         try CLI.run { try DPORun(command: self).run() }
     }
 }
@@ -61,11 +79,10 @@ struct DPORun {
     func run() throws {
         var c = DPORunConfiguration()
         var entries: [ConfigFile.Entry] = []
-        if let file = command.config { entries += try ConfigFile.entries(path: file) }
-        if let model = command.model { entries.append(("model_name_or_path", .string(model), "MODEL argument")) }
-        entries += try ConfigFile.flagEntries(command.settings)
-        if command.dryRun { entries.append(("dry_run", .bool(true), "--dry-run")) }
-        if command.resume { entries.append(("resume_from_checkpoint", .string("true"), "--resume")) }
+        let (positionalModel, configFile, settings) = try command.parsed()
+        if let file = configFile { entries += try ConfigFile.entries(path: file) }
+        if let model = positionalModel { entries.append(("model_name_or_path", .string(model), "MODEL argument")) }
+        entries += try ConfigFile.flagEntries(settings)
         for entry in entries { try c.set(entry.key, entry.value, origin: entry.origin) }
         try c.resolve()
         guard let modelArgument = c.modelNameOrPath else {
