@@ -4,19 +4,15 @@ import XCTest
 
 /// Runs the built `finch` executable: exit codes, one-line errors, and the pull command's
 /// guarantee that a failed download leaves nothing behind.
-final class CLITests: XCTestCase {
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
+/// Runs the built `finch` executable and makes scratch folders, for the CLI test classes.
+protocol FinchCLIRunning: XCTestCase {}
 
-    /// `.build/<configuration>/finch`, next to the test bundle.
-    static var finchPath: String {
-        var dir = Bundle.main.bundleURL
-        if dir.pathExtension == "xctest" { dir.deleteLastPathComponent() }
-        return dir.appendingPathComponent("finch").path
-    }
+struct CLIResult { var status: Int32; var stdout: String; var stderr: String }
 
-    func finch(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+extension FinchCLIRunning {
+    func finch(_ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.finchPath)
+        process.executableURL = URL(fileURLWithPath: CLITests.finchPath)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
@@ -26,8 +22,28 @@ final class CLITests: XCTestCase {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        return CLIResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    func temporaryDirectory() throws -> String {
+        let dir = NSTemporaryDirectory() + "finch-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+}
+
+/// Runs the built `finch` executable: exit codes, one-line errors, and the pull command's
+/// guarantee that a failed download leaves nothing behind.
+final class CLITests: XCTestCase, FinchCLIRunning {
+    typealias Result = CLIResult
+
+    /// `.build/<configuration>/finch`, next to the test bundle.
+    static var finchPath: String {
+        var dir = Bundle.main.bundleURL
+        if dir.pathExtension == "xctest" { dir.deleteLastPathComponent() }
+        return dir.appendingPathComponent("finch").path
     }
 
     func assertOneLineError(_ r: Result, naming path: String, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -39,12 +55,6 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.stdout, "", file: file, line: line)
     }
 
-    func temporaryDirectory() throws -> String {
-        let dir = NSTemporaryDirectory() + "finch-cli-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
-    }
 
     func testInspectBadInputsExitNonZeroWithOneLine() throws {
         let dir = try temporaryDirectory()
@@ -203,5 +213,103 @@ final class CLITests: XCTestCase {
         let r = try finch(["--help"])
         XCTAssertEqual(r.status, 0)
         for command in ["pull", "inspect", "tokenize", "generate", "chat"] { XCTAssertTrue(r.stdout.contains(command), r.stdout) }
+    }
+}
+
+/// `finch dpo` end to end on the tiny Llama of the DPO fixtures (its own BPE tokenizer and
+/// SmolLM2's chat template): a run folder, errors that name the key or line, and resume after
+/// `kill -9` to the same adapter bytes as an uninterrupted run.
+final class DPOCommandTests: XCTestCase, FinchCLIRunning {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("FinchTrainingTests/Fixtures/dpo").path
+
+    func arguments(_ output: String, steps: Int, extra: [String] = []) -> [String] {
+        ["dpo", Self.fixtures + "/tiny_llama_dpo", "--dataset", Self.fixtures + "/dpo_data.jsonl", "--quantization", "none",
+         "--max_steps", "\(steps)", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2",
+         "--learning_rate", "5e-3", "--lr_scheduler_type", "cosine", "--warmup_steps", "2", "--max_length", "48",
+         "--lora_r", "4", "--lora_alpha", "8", "--lora_target_modules", "all-linear", "--logging_steps", "1",
+         "--threads", "1", "--output_dir", output] + extra
+    }
+
+    func testRunFolderAndMetrics() throws {
+        let dir = try temporaryDirectory()
+        let r = try finch(arguments(dir + "/run", steps: 4, extra: ["--save_steps", "2", "--save_total_limit", "1"]))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/run").sorted()
+        XCTAssertEqual(files, ["adapter_config.json", "adapter_model.safetensors", "checkpoint-4", "config.json", "metrics.jsonl"])
+        let lines = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 4)
+        let first = try JSONValue.parse(String(lines[0]), path: "metrics")
+        XCTAssertEqual(first["step"]?.intValue, 1)
+        XCTAssertEqual(try XCTUnwrap(first["loss"]?.doubleValue), 0.6931471805599453, accuracy: 1e-7)
+        for key in ["grad_norm", "learning_rate", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+                    "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected", "num_tokens", "epoch",
+                    "tokens_per_second", "pairs_per_second"] {
+            XCTAssertNotNil(first[key]?.doubleValue, key)
+        }
+        let config = try JSONValue.parse(contentsOf: dir + "/run/config.json")
+        XCTAssertEqual(config["learning_rate"]?.doubleValue, 5e-3)
+        XCTAssertEqual(config["loss_type"]?.arrayValue?.first?.stringValue, "sigmoid")
+        XCTAssertTrue(r.stderr.contains("step 4/4"), r.stderr)
+    }
+
+    func testBadInputsAreOneLineErrors() throws {
+        let dir = try temporaryDirectory()
+        var r = try finch(arguments(dir + "/a", steps: 2, extra: ["--betta", "0.2"]))
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(r.stderr, "error: betta: unknown key (--betta); did you mean beta?\n")
+        r = try finch(arguments(dir + "/a", steps: 2, extra: ["--beta", "high"]))
+        XCTAssertEqual(r.stderr, "error: beta: expected a number, got \"high\" (--beta)\n")
+        let yaml = dir + "/recipe.yaml"
+        try "beta: 0.1\nadam_beta1: fast\n".write(toFile: yaml, atomically: true, encoding: .utf8)
+        r = try finch(arguments(dir + "/a", steps: 2, extra: ["--config", yaml]))
+        XCTAssertTrue(r.stderr.hasPrefix("error: adam_beta1:") && r.stderr.contains("recipe.yaml:2"), r.stderr)
+        let data = dir + "/bad.jsonl"
+        try "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"prompt\": \"a\", \"chosen\": \"b\"\n".write(toFile: data, atomically: true, encoding: .utf8)
+        r = try finch(arguments(dir + "/a", steps: 2, extra: ["--dataset", data]))
+        XCTAssertTrue(r.stderr.hasPrefix("error: \(data):2:"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/a"), "no run folder for a failed start")
+    }
+
+    func testDryRunPrintsPairsAndStatistics() throws {
+        let dir = try temporaryDirectory()
+        let r = try finch(arguments(dir + "/a", steps: 2, extra: ["--dry-run"]))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("dpo_data.jsonl:1: prompt"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("⟨<|im_end|>⟩"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("13 pairs, 1 dropped"), r.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/a/metrics.jsonl"))
+    }
+
+    /// Kill -9 after a checkpoint, resume, and end with the bytes of an uninterrupted run.
+    func testResumeAfterKillReachesTheSameAdapter() throws {
+        let dir = try temporaryDirectory()
+        let steps = 60
+        let straight = try finch(arguments(dir + "/straight", steps: steps))
+        XCTAssertEqual(straight.status, 0, straight.stderr)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLITests.finchPath)
+        process.arguments = arguments(dir + "/killed", steps: steps, extra: ["--save_steps", "5", "--save_total_limit", "2"])
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: dir + "/killed/checkpoint-15/trainer_state.json"), process.isRunning, Date() < deadline {
+            usleep(500)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal, "the run must still be going when it is killed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/killed/adapter_model.safetensors"), "killed before the end")
+        let resumed = try finch(arguments(dir + "/killed", steps: steps, extra: ["--save_steps", "5", "--save_total_limit", "2", "--resume"]))
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resumed from"), resumed.stderr)
+        let a = try Data(contentsOf: URL(fileURLWithPath: dir + "/straight/adapter_model.safetensors"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: dir + "/killed/adapter_model.safetensors"))
+        XCTAssertEqual(a, b, "adapter bytes after kill -9 and resume")
+        let metrics = try String(contentsOfFile: dir + "/killed/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(metrics.count, steps, "one line per step, none doubled by the resume")
     }
 }
