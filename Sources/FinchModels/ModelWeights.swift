@@ -35,7 +35,7 @@ struct WeightLoader {
 
     /// A [out, in] weight.
     func weight(_ name: String, out: Int, in inFeatures: Int) throws -> LinearWeight {
-        var weight = try storedLinear(name, out: out, in: inFeatures)
+        var weight = try bitsAndBytesLinear(name, out: out, in: inFeatures) ?? storedLinear(name, out: out, in: inFeatures)
         weight.arithmetic = arithmetic
         return weight
     }
