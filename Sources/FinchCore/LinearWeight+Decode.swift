@@ -22,6 +22,7 @@ extension LinearWeight {
     /// (measured on the 2-core EPYC of NOTES.md with this baseline x86-64 code).
     var decodeCostPerElement: Int {
         if fourBit != nil { return FourBitDecode.costPerElement }
+        if int8Rows != nil { return Int8RowDecode.costPerElement }
         switch type {
         case .f32, .bf16: return 100
         case .f16: return 400
@@ -45,6 +46,11 @@ extension LinearWeight {
         if let fourBit {
             FourBitDecode.forward(fourBit, x, tokens: tokens, outFeatures: outFeatures, inFeatures: inFeatures,
                                   into: DecodeOutput(y: y, stride: outFeatures, accumulate: accumulate),
+                                  grain: decodeGrain(tokens: tokens), pool: pool)
+            return
+        }
+        if let int8Rows {
+            Int8RowDecode.forward(int8Rows, x, tokens: tokens, into: DecodeOutput(y: y, stride: outFeatures, accumulate: accumulate),
                                   grain: decodeGrain(tokens: tokens), pool: pool)
             return
         }
@@ -298,6 +304,62 @@ enum IntegerDecode {
             return QuantizedLanes.float(first) * s0 + QuantizedLanes.float(second) * s1
         }
         return QuantizedLanes.float(first &+ second) * s0
+    }
+}
+
+// MARK: - 16-lane Float32 dot products (bitsandbytes decode)
+
+/// A row's weights as Float32 lanes, for `LaneDot`.
+protocol WeightLanes {
+    /// Weights `j ..< j + 16`.
+    static func load16(_ row: UnsafeRawPointer, _ j: Int) -> SIMD16<Float>
+    /// Weight `j`.
+    static func load1(_ row: UnsafeRawPointer, _ j: Int) -> Float
+}
+
+/// Float32 weights (a dequantized scratch row).
+enum Float32Lanes: WeightLanes {
+    @inline(__always) static func load16(_ row: UnsafeRawPointer, _ j: Int) -> SIMD16<Float> {
+        row.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self)
+    }
+    @inline(__always) static func load1(_ row: UnsafeRawPointer, _ j: Int) -> Float {
+        row.loadUnaligned(fromByteOffset: 4 * j, as: Float.self)
+    }
+}
+
+/// int8 codes, converted exactly (`vpmovsxbd` + `vcvtdq2ps` with AVX-512).
+enum Int8Lanes: WeightLanes {
+    @inline(__always) static func load16(_ row: UnsafeRawPointer, _ j: Int) -> SIMD16<Float> {
+        Int8RowQuantized.float(row.loadUnaligned(fromByteOffset: j, as: SIMD16<Int8>.self))
+    }
+    @inline(__always) static func load1(_ row: UnsafeRawPointer, _ j: Int) -> Float {
+        Float(row.load(fromByteOffset: j, as: Int8.self))
+    }
+}
+
+enum LaneDot {
+    /// `Σ_j w[j]·x[j]` over `n` weights at `row` in Float32, with 16-lane fused multiply-adds into
+    /// two accumulators and a scalar tail.
+    @inline(__always)
+    static func dot<W: WeightLanes>(_ weights: W.Type, _ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, count n: Int) -> Float {
+        let xp = UnsafeRawPointer(x)
+        var a = SIMD16<Float>(), b = SIMD16<Float>()
+        var j = 0
+        while j + 32 <= n {
+            a.addProduct(W.load16(row, j), xp.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self))
+            b.addProduct(W.load16(row, j + 16), xp.loadUnaligned(fromByteOffset: 4 * j + 64, as: SIMD16<Float>.self))
+            j += 32
+        }
+        if j + 16 <= n {
+            a.addProduct(W.load16(row, j), xp.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self))
+            j += 16
+        }
+        var s = (a + b).sum()
+        while j < n {
+            s += W.load1(row, j) * x[j]
+            j += 1
+        }
+        return s
     }
 }
 

@@ -20,7 +20,8 @@ enum FourBitDecode {
                 for r in rows {
                     dequantizeRow(weight, r, inFeatures: inFeatures, into: scratch)
                     for t in 0..<tokens {
-                        output.store(dot(scratch, x + t * inFeatures, count: inFeatures), token: t, row: r)
+                        output.store(LaneDot.dot(Float32Lanes.self, UnsafeRawPointer(scratch), x + t * inFeatures, count: inFeatures),
+                                     token: t, row: r)
                     }
                 }
             }
@@ -42,30 +43,6 @@ enum FourBitDecode {
             Quantized4Bit.dequantizePairs(row + 32 * b, count: 32, scale: weight.scale(block: first + b), pairs: pairs,
                                           into: out + 64 * b)
         }
-    }
-
-    /// `Σ_j w[j]·x[j]` in Float32 with 16-lane fused multiply-adds, two accumulators.
-    @inline(__always)
-    static func dot(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count n: Int) -> Float {
-        let wp = UnsafeRawPointer(w), xp = UnsafeRawPointer(x)
-        var a = SIMD16<Float>(), b = SIMD16<Float>()
-        var j = 0
-        while j + 32 <= n {
-            a.addProduct(wp.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self), xp.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self))
-            b.addProduct(wp.loadUnaligned(fromByteOffset: 4 * j + 64, as: SIMD16<Float>.self),
-                         xp.loadUnaligned(fromByteOffset: 4 * j + 64, as: SIMD16<Float>.self))
-            j += 32
-        }
-        if j + 16 <= n {
-            a.addProduct(wp.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self), xp.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self))
-            j += 16
-        }
-        var s = (a + b).sum()
-        while j < n {
-            s += w[j] * x[j]
-            j += 1
-        }
-        return s
     }
 }
 

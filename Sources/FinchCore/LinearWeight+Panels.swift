@@ -19,7 +19,7 @@ extension LinearWeight {
     }
 
     /// Dequantizes the weights at `rows × columns` into `panel` (`rows.count × columns.count`,
-    /// row-major), parallel over rows with `pool`. `columns` starts at a block boundary (4-bit
+    /// row-major), parallel over rows with `pool`. `columns` starts at a block boundary (bitsandbytes
     /// weights: at any column).
     func dequantizePanel(rows: Range<Int>, columns: Range<Int>, into panel: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         let width = columns.count
@@ -29,6 +29,16 @@ extension LinearWeight {
                 for r in chunk {
                     let start = (rows.lowerBound + r) * inFeatures + columns.lowerBound
                     fourBit.dequantize(start..<(start + width), into: destination.pointer + r * width)
+                }
+            }
+            return
+        }
+        if let int8Rows {
+            let destination = SendablePointer(panel)
+            // ≈ 0.05 ns per element on one core.
+            pool.parallelFor(rows.count, grain: max(1, Self.minimumChunkNanoseconds * 20 / max(1, width))) { chunk in
+                for r in chunk {
+                    int8Rows.dequantize(row: rows.lowerBound + r, columns: columns, into: destination.pointer + r * width)
                 }
             }
             return
@@ -89,9 +99,9 @@ extension LinearWeight {
             return
         }
         let output = SendablePointer(dx)
-        // Column chunks start on a block of the row (4-bit rows may start inside a block and
-        // dequantize from any column, so they use 64-column units and a shorter last one).
-        let unit = fourBit != nil ? Quantized4Bit.blockSize : type.blockSize
+        // Column chunks start on a block of the row (bitsandbytes rows dequantize from any column —
+        // 4-bit rows may start inside a block — so they use 64-column units and a shorter last one).
+        let unit = fourBit != nil || int8Rows != nil ? Quantized4Bit.blockSize : type.blockSize
         let inFeatures = self.inFeatures
         let grain = max(1, Self.minimumChunkNanoseconds * 100 / max(1, outFeatures * tokens * unit))
         pool.parallelFor((inFeatures + unit - 1) / unit, grain: grain) { units in

@@ -15,8 +15,9 @@ import CBLAS
 ///
 /// Float32 weights go straight to BLAS (`sgemv`/`sgemm`). Everything computes in Float32 except the
 /// decode kernels of ggml block-quantized types, which by default round activations to 16-bit
-/// integers per 32 elements (see `Arithmetic`); bitsandbytes 4-bit weights (`.fourBit`) always
-/// compute in Float32 (`LinearWeight+FourBit.swift`). Decode results do not depend on the thread
+/// integers per 32 elements (see `Arithmetic`); bitsandbytes 4-bit weights (`.fourBit`) and LLM.int8
+/// weights (`.int8Rows`) always compute in Float32 (`LinearWeight+FourBit.swift`,
+/// `LinearWeight+Int8.swift`). Decode results do not depend on the thread
 /// count (every output element is computed by one thread, in a fixed order); `sgemm` results are
 /// OpenBLAS's.
 public struct LinearWeight: @unchecked Sendable {
@@ -34,6 +35,10 @@ public struct LinearWeight: @unchecked Sendable {
         /// `[outFeatures, inFeatures]` matrix; any row length (blocks may cross rows). Always
         /// computed in Float32 (`arithmetic` does not apply).
         case fourBit(Quantized4Bit)
+        /// bitsandbytes LLM.int8 rows: int8 codes with one Float32 absmax per output row
+        /// (`Int8RowQuantized`). Always computed in Float32 with the dequantized weight; LLM.int8's
+        /// int8 activations and outlier decomposition are not reproduced (see `Int8RowQuantized`).
+        case int8Rows(Int8RowQuantized)
     }
 
     /// How the decode kernels multiply block-quantized weights (Q8_0 … Q6_K) by activations.
@@ -90,30 +95,35 @@ public struct LinearWeight: @unchecked Sendable {
         get {
             if let limit = decodeTokenLimitOverride { return limit }
             if fourBit != nil { return Self.fourBitDecodeTokenLimit(singleThreadedBLAS: LinearBLAS.isSingleThreaded) }
+            if int8Rows != nil { return Self.int8DecodeTokenLimit(singleThreadedBLAS: LinearBLAS.isSingleThreaded) }
             return Self.defaultDecodeTokenLimit(for: type, singleThreadedBLAS: LinearBLAS.isSingleThreaded)
         }
         set { decodeTokenLimitOverride = newValue }
     }
     private var decodeTokenLimitOverride: Int?
 
-    /// The storage as a ggml type (Float32/F16/BF16 cases mapped to F32/F16/BF16); nil for 4-bit.
+    /// The storage as a ggml type (Float32/F16/BF16 cases mapped to F32/F16/BF16); nil for
+    /// bitsandbytes storage (4-bit, int8 rows).
     let ggmlType: GGMLType?
     /// The 4-bit tensor of `.fourBit` storage.
     let fourBit: Quantized4Bit?
+    /// The int8 rows of `.int8Rows` storage.
+    let int8Rows: Int8RowQuantized?
     /// The base address of the stored bytes.
     let base: UnsafeRawPointer
-    /// Bytes per row of `inFeatures` elements (ggml storage; 0 for 4-bit, whose rows need not
-    /// start on a byte).
+    /// Bytes per row of `inFeatures` elements (ggml storage; 0 for bitsandbytes storage: 4-bit rows
+    /// need not start on a byte).
     let rowBytes: Int
 
     /// `ggmlType`, on the paths that only ggml-like storage takes.
     var type: GGMLType {
-        guard let ggmlType else { preconditionFailure("LinearWeight: 4-bit storage reached a ggml-only path") }
+        guard let ggmlType else { preconditionFailure("LinearWeight: bitsandbytes storage reached a ggml-only path") }
         return ggmlType
     }
 
     /// - Precondition: the type is supported and `inFeatures` is a whole number of its blocks;
-    ///   the storage holds `outFeatures` rows (4-bit: exactly `outFeatures·inFeatures` elements).
+    ///   the storage holds `outFeatures` rows (4-bit: exactly `outFeatures·inFeatures` elements;
+    ///   int8 rows: shape `[outFeatures, inFeatures]`).
     ///   (Loaders validate file data before building one.)
     public init(outFeatures: Int, inFeatures: Int, storage: Storage, owner: AnyObject?) {
         precondition(outFeatures >= 0 && inFeatures >= 0, "LinearWeight: negative shape [\(outFeatures), \(inFeatures)]")
@@ -124,13 +134,24 @@ public struct LinearWeight: @unchecked Sendable {
         self.inFeatures = inFeatures
         self.storage = storage
         self.owner = owner
-        if case .fourBit(let q) = storage {
+        // bitsandbytes storage: the kernels read the `Quantized4Bit` / `Int8RowQuantized` value.
+        switch storage {
+        case .fourBit(let q):
             precondition(q.count == outFeatures * inFeatures,
                          "LinearWeight: a 4-bit tensor of \(q.count) elements cannot be [\(outFeatures), \(inFeatures)]")
+            (fourBit, int8Rows) = (q, nil)
+        case .int8Rows(let q):
+            precondition(q.rows == outFeatures && q.columns == inFeatures,
+                         "LinearWeight: int8 rows of shape [\(q.rows), \(q.columns)] cannot be [\(outFeatures), \(inFeatures)]")
+            (fourBit, int8Rows) = (nil, q)
+        case .float32, .float16, .bfloat16, .ggml:
+            (fourBit, int8Rows) = (nil, nil)
+        }
+        if fourBit != nil || int8Rows != nil {
             ggmlType = nil
-            fourBit = q
-            // Not read on 4-bit paths; any valid address for an empty tensor.
-            base = UnsafeRawPointer(q.packed.baseAddress) ?? UnsafeRawPointer(CodePairs.nf4.pointer)
+            // Not read on bitsandbytes paths; any valid address for an empty tensor.
+            let bytes = fourBit.flatMap { UnsafeRawPointer($0.packed.baseAddress) } ?? int8Rows.flatMap { UnsafeRawPointer($0.codes.baseAddress) }
+            base = bytes ?? UnsafeRawPointer(CodePairs.nf4.pointer)
             rowBytes = 0
             return
         }
@@ -139,7 +160,7 @@ public struct LinearWeight: @unchecked Sendable {
         case .float16(let p): (.f16, p)
         case .bfloat16(let p): (.bf16, p)
         case .ggml(let t, let p): (t, p)
-        case .fourBit: preconditionFailure("unreachable")
+        case .fourBit, .int8Rows: preconditionFailure("unreachable")
         }
         precondition(type.canDequantize,
                      "LinearWeight: \(type.name) is not supported (supported: \(GGMLType.dequantizable.map(\.name)))")
@@ -147,7 +168,6 @@ public struct LinearWeight: @unchecked Sendable {
             preconditionFailure("LinearWeight: inFeatures \(inFeatures) is not a multiple of \(type.name)'s block of \(type.blockSize)")
         }
         self.ggmlType = type
-        self.fourBit = nil
         self.base = base
         self.rowBytes = rowBytes
     }
@@ -167,6 +187,21 @@ public struct LinearWeight: @unchecked Sendable {
         precondition(quantized.shape.count == 2, "LinearWeight: a 4-bit tensor of shape \(quantized.shape) is not a matrix")
         self.init(outFeatures: quantized.shape[0], inFeatures: quantized.shape[1], storage: .fourBit(quantized),
                   owner: quantized.owner)
+    }
+
+    /// Quantizes row-major Float32 values (`[outFeatures, inFeatures]`) to LLM.int8 rows bit-exactly as
+    /// bitsandbytes' `Int8Params` does (`load_in_8bit`; with `halfPrecisionFirst: false`, as
+    /// `int8_vectorwise_quant` on the Float32 values; see `Int8RowQuantized`).
+    public init(outFeatures: Int, inFeatures: Int, quantizingInt8 values: UnsafeBufferPointer<Float>,
+                halfPrecisionFirst: Bool = true, pool: ThreadPool = .serial) throws {
+        let q = try Int8RowQuantized(quantizing: values, rows: outFeatures, columns: inFeatures,
+                                     halfPrecisionFirst: halfPrecisionFirst, pool: pool)
+        self.init(int8Rows: q)
+    }
+
+    /// An LLM.int8 weight of shape `[rows, columns]` (`[outFeatures, inFeatures]`), kept alive by this value.
+    public init(int8Rows: Int8RowQuantized) {
+        self.init(outFeatures: int8Rows.rows, inFeatures: int8Rows.columns, storage: .int8Rows(int8Rows), owner: int8Rows.owner)
     }
 
     /// Convenience: owns a copy of Float32 values (row-major `[outFeatures, inFeatures]`).
@@ -231,11 +266,16 @@ public struct LinearWeight: @unchecked Sendable {
     }
 
     /// Row `r` dequantized to `inFeatures` Float32 values, bit-identical to `GGMLType.dequantize`
-    /// (for embedding lookups: `token_embd` is a `[vocab, hidden]` weight).
+    /// (bitsandbytes storage: to `Quantized4Bit.dequantize` / `Int8RowQuantized.dequantize`; for
+    /// embedding lookups: `token_embd` is a `[vocab, hidden]` weight).
     public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         precondition(r >= 0 && r < outFeatures, "LinearWeight.row: \(r) is outside 0..<\(outFeatures)")
         if let fourBit {
             fourBit.dequantize((r * inFeatures)..<((r + 1) * inFeatures), into: out)
+            return
+        }
+        if let int8Rows {
+            int8Rows.dequantize(row: r, columns: 0..<inFeatures, into: out)
             return
         }
         QuantizedRows.dequantize(type, base + r * rowBytes, count: inFeatures, into: out)

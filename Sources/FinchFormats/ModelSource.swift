@@ -50,6 +50,10 @@ public final class ModelSource: Sendable {
     public let path: String
     public let format: Format
     public let configuration: ModelConfiguration
+    /// config.json's `quantization_config` (bitsandbytes 4-bit/8-bit checkpoints), nil for an
+    /// unquantized folder or a GGUF file. The quantized weights' state tensors are listed in
+    /// `tensors` as stored (see `bitsAndBytesWeight(_:)`).
+    public let quantization: CheckpointQuantization?
     /// Tensors in file order, under HF names.
     public let tensors: [ModelTensor]
     public let tokenizer: TokenizerSource
@@ -74,7 +78,9 @@ public final class ModelSource: Sendable {
             guard FileSystem.kind(configPath) == .file else {
                 throw FormatError(path, "directory has no config.json; a Hugging Face model folder needs config.json and model.safetensors (or a .gguf file)")
             }
-            configuration = try ModelConfiguration(huggingFaceConfig: JSONValue.parse(contentsOf: configPath), path: configPath)
+            let config = try JSONValue.parse(contentsOf: configPath)
+            configuration = try ModelConfiguration(huggingFaceConfig: config, path: configPath)
+            quantization = try CheckpointQuantization(huggingFaceConfig: config, path: configPath)
             let weights = try ShardedSafeTensors(folder: path)
             safetensors = weights
             gguf = nil
@@ -97,6 +103,7 @@ public final class ModelSource: Sendable {
             let hasOutput = file.tensor("output.weight") != nil
             let config = try ModelConfiguration(gguf: file, hasOutputTensor: hasOutput)
             configuration = config
+            quantization = nil
             let map = TensorNameMap.forArchitecture(config.architecture)
             var mapped: [ModelTensor] = []
             for info in file.tensors where !TensorNameMap.ggufOnly.contains(info.name) {
@@ -135,6 +142,13 @@ public final class ModelSource: Sendable {
 
     /// The tensor named `name` (HF name), or nil.
     public func tensor(_ name: String) -> ModelTensor? { index[name].map { tensors[$0] } }
+
+    /// The file that stores tensor `name` (HF name): its safetensors shard or the GGUF file; the
+    /// folder when no tensor has that name. For error messages.
+    public func filePath(of name: String) -> String {
+        guard let tensor = tensor(name) else { return path }
+        return safetensors?.path(of: tensor.fileName) ?? path
+    }
 
     /// The packed bytes of a tensor as stored in the file (GGUF blocks keep the file's row order;
     /// see `ModelTensor.permutedHeads`).

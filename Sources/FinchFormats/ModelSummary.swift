@@ -22,10 +22,15 @@ public struct ModelSummary: Sendable, Codable {
     public var ropeTheta: Double
     public var normEpsilon: Double
     public var tiedEmbeddings: Bool
-    /// Elements of every stored tensor; tied embeddings are stored, and so counted, once.
+    /// Elements of every stored tensor; tied embeddings are stored, and so counted, once. A
+    /// bitsandbytes-quantized weight counts its original `[out, in]` elements, and its state
+    /// tensors (absmax, quant maps, SCB, …) are not counted.
     public var parameters: Int
     public var tensorCount: Int
     public var storage: [StorageCount]
+    /// How the checkpoint was quantized before saving (config.json's `quantization_config`) and
+    /// how many weights are stored that way; nil when it was not.
+    public var quantization: String?
     public var tokenizer: TokenizerSummary
     /// Per-tensor SHA-256 of the Float32 values in HF layout (little-endian), when requested.
     public var checksums: [TensorChecksum]?
@@ -62,7 +67,17 @@ public struct ModelSummary: Sendable, Codable {
         ropeTheta = c.ropeTheta
         normEpsilon = c.normEpsilon
         tiedEmbeddings = c.tieWordEmbeddings
-        parameters = source.tensors.reduce(0) { $0 + $1.elementCount }
+        var parameters = 0, quantizedWeights = 0
+        for t in source.tensors where !source.isBitsAndBytesState(t.name) {
+            if let weight = try source.bitsAndBytesWeight(t.name) {
+                parameters += weight.shape.reduce(1, *)
+                quantizedWeights += 1
+            } else {
+                parameters += t.elementCount
+            }
+        }
+        self.parameters = parameters
+        quantization = source.quantization.map { quantizedWeights > 0 ? "\($0.summary); \(quantizedWeights) quantized weights" : $0.summary }
         tensorCount = source.tensors.count
         var counts: [TensorStorage: (Int, Int)] = [:]
         for t in source.tensors {
@@ -93,6 +108,7 @@ public struct ModelSummary: Sendable, Codable {
         add("embeddings", tiedEmbeddings ? "tied (lm_head = embed_tokens)" : "untied")
         add("parameters", "\(parameters) (\(formatMillions(parameters)))")
         add("tensors", "\(tensorCount): " + storage.map { "\($0.type)×\($0.tensors) (\(formatBytes($0.bytes)))" }.joined(separator: ", "))
+        if let quantization { add("quantization", quantization) }
         add("tokenizer", "\(tokenizer.kind) [\(tokenizer.detail)]" + (tokenizer.vocabularySize.map { ", \($0) tokens" } ?? ""))
         add("bos / eos", "\(tokenizer.bosToken ?? "none") / \(tokenizer.eosToken ?? "none")")
         let specials = tokenizer.specialTokens.map { "\($0.content)=\($0.id)" }

@@ -61,6 +61,9 @@ public final class ShardedSafeTensors: Sendable {
         return shards[s]
     }
 
+    /// The shard file that stores tensor `name`, or nil.
+    public func path(of name: String) -> String? { shardOfTensor[name].map { shards[$0].path } }
+
     public func data(_ name: String) throws -> UnsafeRawBufferPointer { try shard(name).data(name) }
     public func float32(_ name: String) throws -> [Float] { try shard(name).float32(name) }
 }

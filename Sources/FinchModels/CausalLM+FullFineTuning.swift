@@ -10,8 +10,8 @@ extension CausalLM {
             case .ggml(let type, _) where type == .f32 || type == .f16 || type == .bf16: break
             case .ggml(let type, _):
                 throw ModelError(path, "full fine-tuning needs float weights, but '\(name)' is stored as \(type.name); train a LoRA adapter on quantized models")
-            @unknown default:
-                throw ModelError(path, "full fine-tuning needs float weights, but '\(name)' is block-quantized; train a LoRA adapter instead")
+            case .fourBit, .int8Rows:
+                throw ModelError(path, "full fine-tuning needs float weights, but '\(name)' is stored by bitsandbytes (4-bit or int8); train a LoRA adapter instead")
             }
             entries.append((name, [w.outFeatures, w.inFeatures], { out in
                 for r in 0..<w.outFeatures { w.row(r, into: out + r * w.inFeatures) }

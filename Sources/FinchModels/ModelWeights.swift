@@ -37,6 +37,11 @@ struct WeightLoader {
     /// A decoder block's linear layer: quantized when `options.quantization` says so.
     func linear(_ module: String, out: Int, in inFeatures: Int) throws -> Linear {
         let name = module + ".weight"
+        // A pre-quantized bitsandbytes checkpoint is used as stored, never requantized.
+        if var stored = try bitsAndBytesLinear(name, out: out, in: inFeatures) {
+            stored.arithmetic = arithmetic
+            return Linear(weight: stored, bias: try optionalVector(module + ".bias", count: out))
+        }
         let weight: LinearWeight = switch options.quantization {
         case .none: try unquantizedWeight(name, out: out, in: inFeatures)
         case .nf4, .fp4, .int8: try quantizedWeight(name, out: out, in: inFeatures)
@@ -46,7 +51,7 @@ struct WeightLoader {
 
     /// A [out, in] weight in its stored form.
     func weight(_ name: String, out: Int, in inFeatures: Int) throws -> LinearWeight {
-        var weight = try storedLinear(name, out: out, in: inFeatures)
+        var weight = try bitsAndBytesLinear(name, out: out, in: inFeatures) ?? storedLinear(name, out: out, in: inFeatures)
         weight.arithmetic = arithmetic
         return weight
     }
@@ -113,7 +118,8 @@ struct WeightLoader {
                                               torchThreads: options.torchThreads)
                     return LinearWeight(quantized: q)
                 case .int8:
-                    throw ModelError(source.path, "int8 quantization is not available yet")
+                    // bitsandbytes' Int8Params: rounded to float16 first, then row-wise absmax int8.
+                    return try LinearWeight(outFeatures: out, inFeatures: inFeatures, quantizingInt8: buffer, pool: pool)
                 case .none:
                     preconditionFailure("quantizedWeight called without a quantization")
                 }

@@ -115,6 +115,21 @@ final class CLITests: XCTestCase, FinchCLIRunning {
         XCTAssertEqual(json["tokenizer"]?["kind"]?.stringValue, "none")
     }
 
+    /// A pre-quantized bitsandbytes folder (NF4 + double quantization of the tiny Llama): the
+    /// quantization is reported and the parameter count is the original model's.
+    func testInspectBitsAndBytesFolder() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("FinchModelsTests/Fixtures")
+        let r = try finch(["inspect", "--json", fixtures.appendingPathComponent("bnb_llama_nf4_dq").path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try JSONValue.parse(r.stdout, path: "stdout")
+        XCTAssertEqual(json["parameters"]?.intValue, 90_432) // tiny_llama_gqa's
+        XCTAssertTrue(json["quantization"]?.stringValue?.hasPrefix("bitsandbytes NF4, double-quantized scales") == true, r.stdout)
+        let text = try finch(["inspect", fixtures.appendingPathComponent("bnb_llama_int8").path])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.stdout.contains("quantization      bitsandbytes LLM.int8 rows"), text.stdout)
+    }
+
     func testFailedPullLeavesNoPartialFile() throws {
         let cacheDir = try temporaryDirectory()
         // A stand-in for python3 that fails the download.

@@ -144,69 +144,112 @@ final class LinearWeightTests: XCTestCase {
         for (out, inFeatures, threads) in [(67, 512, [2]), (13, 37, [1, 3]), (13, 96, [1, 3]), (9, 576, [2])] {
             for (type, double) in FourBitFixture.kinds {
                 let fixture = try FourBitFixture(type: type, doubleQuantization: double, out: out, in: inFeatures, rng: &rng)
-                for t in threads {
-                    checkFourBit(fixture, tokenCounts: [1, 2, 3, 5, 9, 64, 130], pool: ThreadPool(threads: t), rng: &rng)
-                }
-                let weight = fixture.weight()
-                var row = [Float](repeating: .nan, count: inFeatures)
-                for r in 0..<out {
-                    weight.row(r, into: &row)
-                    XCTAssertEqual(row.map(\.bitPattern), fixture.dequantized[(r * inFeatures)..<((r + 1) * inFeatures)].map(\.bitPattern),
-                                   "\(fixture) row \(r)")
-                }
+                checkForwardBackwardAndRows(fixture, threads: threads, rng: &rng)
             }
         }
     }
 
-    /// More than one 4 MiB panel, and OpenBLAS set to one thread (panels and `sgemm` split over the pool).
     func testFourBitSeveralPanelsAndSingleThreadedBLAS() throws {
         var rng = SplitMix64(seed: 0x4B18)
-        let big = try FourBitFixture(type: .nf4, doubleQuantization: true, out: 4111, in: 256, rng: &rng)
-        checkFourBit(big, tokenCounts: [1, 64], pool: ThreadPool(threads: 3), rng: &rng)
+        try checkSeveralPanelsAndSingleThreadedBLAS(rng: &rng) { out, inFeatures, rng in
+            // The big one NF4 + double quantization, the small ones FP4 + double quantization.
+            try FourBitFixture(type: out > 4000 ? .nf4 : .fp4, doubleQuantization: true, out: out, in: inFeatures, rng: &rng)
+        }
+    }
+
+    func testFourBitDecodeIsIdenticalForAnyThreadCountAndPropagatesNaN() throws {
+        var rng = SplitMix64(seed: 0x4B19)
+        for (type, double) in FourBitFixture.kinds {
+            checkDecodeThreadsAndNaN(try FourBitFixture(type: type, doubleQuantization: double, out: 101, in: 192, rng: &rng), rng: &rng)
+        }
+    }
+
+    // MARK: - bitsandbytes LLM.int8 rows
+
+    /// Int8 rows against the Float64 product of their exact dequantization (`Int8Fixture`, which
+    /// dequantizes as bitsandbytes' `MatMul8bitFp`; `Int8RowQuantizedTests` checks that against
+    /// bitsandbytes), with the Float32 tolerance: the fused decode kernel scales each row's sum
+    /// instead of each weight, which stays within the same bound. Rows of 37 and 100 elements run
+    /// the scalar tails, 512 and 576 the 32-lane loop, and one row is all zero.
+    func testInt8ForwardBackwardAndRows() throws {
+        var rng = SplitMix64(seed: 0x1B8)
+        for (out, inFeatures, threads) in [(67, 512, [2]), (13, 37, [1, 3]), (13, 100, [1, 3]), (9, 576, [2]), (3, 1, [1])] {
+            checkForwardBackwardAndRows(try Int8Fixture(out: out, in: inFeatures, rng: &rng), threads: threads, rng: &rng)
+        }
+    }
+
+    func testInt8SeveralPanelsAndSingleThreadedBLAS() throws {
+        var rng = SplitMix64(seed: 0x1B9)
+        try checkSeveralPanelsAndSingleThreadedBLAS(rng: &rng) { out, inFeatures, rng in try Int8Fixture(out: out, in: inFeatures, rng: &rng) }
+    }
+
+    func testInt8DecodeIsIdenticalForAnyThreadCountAndPropagatesNaN() throws {
+        var rng = SplitMix64(seed: 0x1BA)
+        checkDecodeThreadsAndNaN(try Int8Fixture(out: 101, in: 192, rng: &rng), rng: &rng)
+    }
+
+    // MARK: - Checks of bitsandbytes storage
+
+    /// `checkDequantized` with each pool size, then `row(_:)` bit for bit against the reference.
+    private func checkForwardBackwardAndRows(_ fixture: some DequantizedFixture, threads: [Int], rng: inout SplitMix64) {
+        for t in threads {
+            checkDequantized(fixture, tokenCounts: [1, 2, 3, 5, 9, 64, 130], pool: ThreadPool(threads: t), rng: &rng)
+        }
+        let weight = fixture.weight()
+        let (out, inFeatures) = (fixture.out, fixture.inFeatures)
+        var row = [Float](repeating: .nan, count: inFeatures)
+        for r in 0..<out {
+            weight.row(r, into: &row)
+            XCTAssertEqual(row.map(\.bitPattern), fixture.dequantized[(r * inFeatures)..<((r + 1) * inFeatures)].map(\.bitPattern),
+                           "\(fixture) row \(r)")
+        }
+    }
+
+    /// More than one 4 MiB panel (4111 × 256), and OpenBLAS set to one thread (panels and `sgemm`
+    /// split over the pool) with odd shapes.
+    private func checkSeveralPanelsAndSingleThreadedBLAS<F: DequantizedFixture>(
+        rng: inout SplitMix64, _ make: (_ out: Int, _ in: Int, inout SplitMix64) throws -> F) throws {
+        let big = try make(4111, 256, &rng)
+        checkDequantized(big, tokenCounts: [1, 64], pool: ThreadPool(threads: 3), rng: &rng)
         #if canImport(CBLAS)
         let previous = openblas_get_num_threads()
         openblas_set_num_threads(1)
         defer { openblas_set_num_threads(previous) }
         for (out, inFeatures) in [(67, 96), (67, 37), (33, 576)] {
-            let fixture = try FourBitFixture(type: .fp4, doubleQuantization: true, out: out, in: inFeatures, rng: &rng)
+            let fixture = try make(out, inFeatures, &rng)
             for threads in [2, 3] {
-                checkFourBit(fixture, tokenCounts: [1, 20, 130], pool: ThreadPool(threads: threads), rng: &rng)
+                checkDequantized(fixture, tokenCounts: [1, 20, 130], pool: ThreadPool(threads: threads), rng: &rng)
             }
         }
-        checkFourBit(big, tokenCounts: [64], pool: ThreadPool(threads: 2), rng: &rng)
+        checkDequantized(big, tokenCounts: [64], pool: ThreadPool(threads: 2), rng: &rng)
         #endif
     }
 
-    func testFourBitDecodeIsIdenticalForAnyThreadCount() throws {
-        var rng = SplitMix64(seed: 0x4B19)
-        for (type, double) in FourBitFixture.kinds {
-            let fixture = try FourBitFixture(type: type, doubleQuantization: double, out: 101, in: 192, rng: &rng)
-            let x = (0..<(3 * 192)).map { _ in Float.random(in: -1...1, using: &rng) }
-            var results: [[UInt32]] = []
-            for threads in [1, 2, 3] {
-                var y = [Float](repeating: 0, count: 3 * 101)
-                fixture.weight().forward(x, tokens: 3, into: &y, pool: ThreadPool(threads: threads))
-                results.append(y.map(\.bitPattern))
-            }
-            XCTAssertEqual(results[0], results[1], "\(fixture)")
-            XCTAssertEqual(results[0], results[2], "\(fixture)")
+    /// Decode gives the same bits for 1, 2 and 3 threads; a NaN activation makes every output NaN
+    /// (decode and panels).
+    private func checkDecodeThreadsAndNaN(_ fixture: some DequantizedFixture, rng: inout SplitMix64) {
+        let (out, n) = (fixture.out, fixture.inFeatures)
+        var x = (0..<(3 * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+        var results: [[UInt32]] = []
+        for threads in [1, 2, 3] {
+            var y = [Float](repeating: 0, count: 3 * out)
+            fixture.weight().forward(x, tokens: 3, into: &y, pool: ThreadPool(threads: threads))
+            results.append(y.map(\.bitPattern))
         }
-    }
-
-    func testFourBitNonFiniteActivationsGiveNaN() throws {
-        var rng = SplitMix64(seed: 0x4B1A)
-        let fixture = try FourBitFixture(type: .nf4, doubleQuantization: true, out: 5, in: 128, rng: &rng)
-        var x = (0..<128).map { _ in Float.random(in: -1...1, using: &rng) }
-        x[100] = .nan
+        XCTAssertEqual(results[0], results[1], "\(fixture)")
+        XCTAssertEqual(results[0], results[2], "\(fixture)")
+        x[n / 2] = .nan
         for tokens in [1, 40] {
-            let xs = Array((0..<tokens).map { _ in x }.joined())
-            var y = [Float](repeating: 0, count: 5 * tokens)
+            let xs = Array((0..<tokens).map { _ in x[0..<n] }.joined())
+            var y = [Float](repeating: 0, count: out * tokens)
             fixture.weight().forward(xs, tokens: tokens, into: &y, pool: .serial)
-            XCTAssertTrue(y.allSatisfy(\.isNaN), "tokens \(tokens): \(y.prefix(5))")
+            XCTAssertTrue(y.allSatisfy(\.isNaN), "\(fixture) tokens \(tokens): \(y.prefix(5))")
         }
     }
 
-    private func checkFourBit(_ fixture: FourBitFixture, tokenCounts: [Int], pool: ThreadPool, rng: inout SplitMix64) {
+    /// Forward (decode and panels, plain and accumulating) and `backwardInput` of a bitsandbytes
+    /// weight against the Float64 products of its exact dequantization.
+    private func checkDequantized(_ fixture: some DequantizedFixture, tokenCounts: [Int], pool: ThreadPool, rng: inout SplitMix64) {
         let weight = fixture.weight()
         let (out, inFeatures) = (fixture.out, fixture.inFeatures)
         for tokens in tokenCounts {
@@ -472,8 +515,8 @@ final class LinearWeightTests: XCTestCase {
         }
     }
 
-    /// With `FINCH_BENCH=1`, prints bitsandbytes 4-bit (NF4/FP4) throughput next to Q4_1 and F32
-    /// on SmolLM2-135M's shapes: decode (1 token), a whole decode step of the linear layers, 512
+    /// With `FINCH_BENCH=1`, prints bitsandbytes 4-bit (NF4/FP4) and LLM.int8 throughput next to
+    /// Q4_1 and F32 on SmolLM2-135M's shapes: decode (1 token), a whole decode step of the linear layers, 512
     /// tokens forward and `backwardInput`, the decode/panel crossover and the quantization speed.
     /// Otherwise runs the harness once on small shapes.
     func testFourBitBenchmark() throws {
@@ -493,6 +536,10 @@ final class LinearWeightTests: XCTestCase {
                 let q = try values.map { try Quantized4Bit(quantizing: $0, shape: [out, n], type: type, doubleQuantization: double, pool: pool) }
                 result.append((name, q.map { LinearWeight(quantized: $0) }, q[0].byteCount))
             }
+            let int8 = try values.map { v in
+                try v.withUnsafeBufferPointer { try LinearWeight(outFeatures: out, inFeatures: n, quantizingInt8: $0, pool: pool) }
+            }
+            result.append(("int8 rows", int8, out * n + 4 * out))
             let q41 = BenchWeights(type: .q4_1, out: out, in: n, copies: copies, rng: &rng)
             var q41f = q41.weights
             for i in q41f.indices { q41f[i].arithmetic = .float32 }
@@ -559,17 +606,19 @@ final class LinearWeightTests: XCTestCase {
         }
 
         if bench {
-            print("crossover, NF4+dq 1536×576: decode µs / panels µs per call")
-            let w = try weights(out: 1536, in: 576)[0].1[0]
-            for tokens in [1, 2, 4, 6, 8, 12, 16, 32] {
-                let x = (0..<(tokens * 576)).map { _ in Float.random(in: -1...1, using: &rng) }
-                var y = [Float](repeating: 0, count: tokens * 1536)
-                var fused = w, panels = w
-                fused.decodeTokenLimit = .max
-                panels.decodeTokenLimit = 0
-                let a = median(15) { fused.forward(x, tokens: tokens, into: &y, pool: pool) }
-                let b = median(15) { panels.forward(x, tokens: tokens, into: &y, pool: pool) }
-                print(String(format: "  tokens %3d: %8.1f / %8.1f", tokens, a / 1000, b / 1000))
+            for (name, weight, _) in try weights(out: 1536, in: 576) where name == "NF4+dq" || name == "int8 rows" {
+                print("crossover, \(name) 1536×576: decode µs / panels µs per call")
+                let w = weight[0]
+                for tokens in [1, 2, 4, 6, 8, 12, 16, 32] {
+                    let x = (0..<(tokens * 576)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    var y = [Float](repeating: 0, count: tokens * 1536)
+                    var fused = w, panels = w
+                    fused.decodeTokenLimit = .max
+                    panels.decodeTokenLimit = 0
+                    let a = median(15) { fused.forward(x, tokens: tokens, into: &y, pool: pool) }
+                    let b = median(15) { panels.forward(x, tokens: tokens, into: &y, pool: pool) }
+                    print(String(format: "  tokens %3d: %8.1f / %8.1f", tokens, a / 1000, b / 1000))
+                }
             }
             let values = (0..<(1536 * 576)).map { _ in Float.random(in: -0.1...0.1, using: &rng) }
             for (type, double) in [(FourBitType.nf4, true), (.nf4, false), (.fp4, true)] {
@@ -772,45 +821,17 @@ private struct Fixture {
     }
 }
 
-/// A bitsandbytes 4-bit weight quantized from random rows (different magnitudes, some with an
-/// offset, one all-zero block), and its Float32 dequantization as the reference.
-private struct FourBitFixture: CustomStringConvertible {
-    static let kinds: [(FourBitType, Bool)] = [(.nf4, true), (.nf4, false), (.fp4, true), (.fp4, false)]
+/// A weight whose exact Float32 dequantization is known (bitsandbytes storage): the reference for
+/// `checkDequantized`.
+private protocol DequantizedFixture: CustomStringConvertible {
+    var out: Int { get }
+    var inFeatures: Int { get }
+    /// Row-major `[out, inFeatures]`, bit-identical to what the weight's kernels dequantize.
+    var dequantized: [Float] { get }
+    func weight() -> LinearWeight
+}
 
-    let out: Int
-    let inFeatures: Int
-    let quantized: Quantized4Bit
-    let dequantized: [Float]
-    var description: String { "\(quantized.type)\(quantized.isDoubleQuantized ? "+dq" : "") [\(out), \(inFeatures)]" }
-
-    init(type: FourBitType, doubleQuantization: Bool, out: Int, in inFeatures: Int, rng: inout SplitMix64) throws {
-        self.out = out
-        self.inFeatures = inFeatures
-        var values = [Float](repeating: 0, count: out * inFeatures)
-        for r in 0..<out {
-            let scale = Float.random(in: 0.02...0.3, using: &rng)
-            let shift: Float = r % 5 == 0 ? 0.1 : 0
-            for j in 0..<inFeatures { values[r * inFeatures + j] = Float.random(in: -scale...scale, using: &rng) + shift }
-        }
-        for i in 0..<min(64, values.count) { values[i] = 0 }
-        let q = try Quantized4Bit(quantizing: values, shape: [out, inFeatures], type: type, doubleQuantization: doubleQuantization)
-        quantized = q
-        // Scalar, from the stored bytes (independent of the library's dequantization kernels).
-        dequantized = (0..<q.count).map { i in
-            let byte = q.packed[i / 2]
-            let code = Int(i % 2 == 0 ? byte >> 4 : byte & 0x0F)
-            let b = i / 64
-            let scale: Float = switch q.absmax {
-            case .float32(let a): a[b]
-            case .doubleQuantized(let codes, let nested, let offset, let map): map[Int(codes[b])] * nested[b / 256] + offset
-            }
-            return q.codeValues[code] * scale
-        }
-        precondition(dequantized.map(\.bitPattern) == q.dequantized().map(\.bitPattern), "Quantized4Bit.dequantize disagrees")
-    }
-
-    func weight() -> LinearWeight { LinearWeight(quantized: quantized) }
-
+extension DequantizedFixture {
     /// `ref = x·Wᵀ` in Float64 with the Float32 tolerance `2·(n + 4)·u·Σ|w·x|`.
     func forwardReference(_ x: [Float], tokens: Int) -> (values: [Double], tolerances: [Double], magnitudes: [Double]) {
         let n = inFeatures
@@ -848,6 +869,75 @@ private struct FourBitFixture: CustomStringConvertible {
         }
         return (values, magnitudes.map { 2 * Double(out + 4) * 0x1p-24 * $0 }, magnitudes)
     }
+}
+
+/// Random rows of different magnitudes, some with an offset, as real layers have.
+private func randomRows(out: Int, in inFeatures: Int, rng: inout SplitMix64) -> [Float] {
+    var values = [Float](repeating: 0, count: out * inFeatures)
+    for r in 0..<out {
+        let scale = Float.random(in: 0.02...0.3, using: &rng)
+        let shift: Float = r % 5 == 0 ? 0.1 : 0
+        for j in 0..<inFeatures { values[r * inFeatures + j] = Float.random(in: -scale...scale, using: &rng) + shift }
+    }
+    return values
+}
+
+/// A bitsandbytes 4-bit weight quantized from random rows (different magnitudes, some with an
+/// offset, one all-zero block), and its Float32 dequantization as the reference.
+private struct FourBitFixture: DequantizedFixture {
+    static let kinds: [(FourBitType, Bool)] = [(.nf4, true), (.nf4, false), (.fp4, true), (.fp4, false)]
+
+    let out: Int
+    let inFeatures: Int
+    let quantized: Quantized4Bit
+    let dequantized: [Float]
+    var description: String { "\(quantized.type)\(quantized.isDoubleQuantized ? "+dq" : "") [\(out), \(inFeatures)]" }
+
+    init(type: FourBitType, doubleQuantization: Bool, out: Int, in inFeatures: Int, rng: inout SplitMix64) throws {
+        self.out = out
+        self.inFeatures = inFeatures
+        var values = randomRows(out: out, in: inFeatures, rng: &rng)
+        for i in 0..<min(64, values.count) { values[i] = 0 }
+        let q = try Quantized4Bit(quantizing: values, shape: [out, inFeatures], type: type, doubleQuantization: doubleQuantization)
+        quantized = q
+        // Scalar, from the stored bytes (independent of the library's dequantization kernels).
+        dequantized = (0..<q.count).map { i in
+            let byte = q.packed[i / 2]
+            let code = Int(i % 2 == 0 ? byte >> 4 : byte & 0x0F)
+            let b = i / 64
+            let scale: Float = switch q.absmax {
+            case .float32(let a): a[b]
+            case .doubleQuantized(let codes, let nested, let offset, let map): map[Int(codes[b])] * nested[b / 256] + offset
+            }
+            return q.codeValues[code] * scale
+        }
+        precondition(dequantized.map(\.bitPattern) == q.dequantized().map(\.bitPattern), "Quantized4Bit.dequantize disagrees")
+    }
+
+    func weight() -> LinearWeight { LinearWeight(quantized: quantized) }
+}
+
+/// An LLM.int8 weight quantized from random rows (one all-zero row), and its dequantization
+/// computed here from the codes and row absmax as the reference.
+private struct Int8Fixture: DequantizedFixture {
+    let out: Int
+    let inFeatures: Int
+    let quantized: Int8RowQuantized
+    let dequantized: [Float]
+    var description: String { "int8 rows [\(out), \(inFeatures)]" }
+
+    init(out: Int, in inFeatures: Int, rng: inout SplitMix64) throws {
+        self.out = out
+        self.inFeatures = inFeatures
+        var values = randomRows(out: out, in: inFeatures, rng: &rng)
+        for j in 0..<inFeatures { values[(out / 2) * inFeatures + j] = 0 }
+        let q = try Int8RowQuantized(quantizing: values, rows: out, columns: inFeatures)
+        quantized = q
+        dequantized = (0..<(out * inFeatures)).map { i in Float(q.codes[i]) * (q.absmax[i / inFeatures] * Float(1.0 / 127.0 as Double)) }
+        precondition(dequantized.map(\.bitPattern) == q.dequantized().map(\.bitPattern), "Int8RowQuantized.dequantize disagrees")
+    }
+
+    func weight() -> LinearWeight { LinearWeight(int8Rows: quantized) }
 }
 
 /// Encoders following reference/formats.md §4.6 ("Reference quantizers") for Q8_0/Q4_0/Q4_1,

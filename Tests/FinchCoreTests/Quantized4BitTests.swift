@@ -242,16 +242,18 @@ final class Quantized4BitTests: XCTestCase {
         }
     }
 
-    private func assertQuantizationError<T>(_ body: @autoclosure () throws -> T, contains fragment: String,
-                                            file: StaticString = #filePath, line: UInt = #line) {
-        do {
-            _ = try body()
-            XCTFail("expected a QuantizationError containing «\(fragment)»", file: file, line: line)
-        } catch let error as QuantizationError {
-            XCTAssertTrue(error.description.contains(fragment), "«\(error)» lacks «\(fragment)»", file: file, line: line)
-        } catch {
-            XCTFail("expected QuantizationError, got \(error)", file: file, line: line)
-        }
+}
+
+/// Fails unless `body` throws a `QuantizationError` whose message contains `fragment`.
+func assertQuantizationError<T>(_ body: @autoclosure () throws -> T, contains fragment: String,
+                                file: StaticString = #filePath, line: UInt = #line) {
+    do {
+        _ = try body()
+        XCTFail("expected a QuantizationError containing «\(fragment)»", file: file, line: line)
+    } catch let error as QuantizationError {
+        XCTAssertTrue(error.description.contains(fragment), "«\(error)» lacks «\(fragment)»", file: file, line: line)
+    } catch {
+        XCTFail("expected QuantizationError, got \(error)", file: file, line: line)
     }
 }
 
@@ -332,7 +334,7 @@ private struct SplitMix {
     }
 }
 
-private func firstDifference<T: Equatable>(_ a: [T], _ b: [T]) -> Int? {
+func firstDifference<T: Equatable>(_ a: [T], _ b: [T]) -> Int? {
     if a.count != b.count { return min(a.count, b.count) }
     return a.indices.first { a[$0] != b[$0] }
 }
@@ -342,7 +344,7 @@ private func hex(_ bytes: [UInt8], _ i: Int) -> String {
 }
 
 /// Bit-pattern equality of Float arrays, reporting the first difference.
-private func assertBitsEqual(_ got: [Float], _ want: [Float], _ context: String, file: StaticString = #filePath, line: UInt = #line) {
+func assertBitsEqual(_ got: [Float], _ want: [Float], _ context: String, file: StaticString = #filePath, line: UInt = #line) {
     guard let i = firstDifference(got.map(\.bitPattern), want.map(\.bitPattern)) else { return }
     let g = i < got.count ? "\(got[i]) (0x\(String(got[i].bitPattern, radix: 16)))" : "missing"
     let w = i < want.count ? "\(want[i]) (0x\(String(want[i].bitPattern, radix: 16)))" : "missing"

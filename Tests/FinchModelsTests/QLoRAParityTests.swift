@@ -86,6 +86,30 @@ final class QLoRAParityTests: XCTestCase {
         XCTAssertGreaterThan(zip(results[0], results[2]).map { abs($0 - $1) }.max()!, 0, "double quantization rounds the scales")
     }
 
+    /// Quantizing at load gives exactly the weights of the checkpoint transformers + bitsandbytes
+    /// saved from the same fp32 folder (bnb_llama_*: NF4/FP4 with and without double
+    /// quantization, LLM.int8), so the same logits bit for bit; and the pre-quantized folder is
+    /// used as stored whatever `quantization` asks.
+    func testQuantizingAtLoadEqualsBitsAndBytesCheckpoints() throws {
+        let fixtures = ModelParityTests.fixtures
+        let tokens = [3, 17, 200, 5, 91, 42]
+        for (folder, options) in [("bnb_llama_nf4_dq", Self.nf4), ("bnb_llama_nf4", ModelLoadOptions(quantization: .nf4, doubleQuantization: false)),
+                                  ("bnb_llama_fp4_dq", ModelLoadOptions(quantization: .fp4)),
+                                  ("bnb_llama_fp4", ModelLoadOptions(quantization: .fp4, doubleQuantization: false)),
+                                  ("bnb_llama_int8", ModelLoadOptions(quantization: .int8))] {
+            let atLoad = try CausalLM(source: ModelSource(path: fixtures + "/tiny_llama_gqa"), options: options)
+            let stored = try CausalLM(source: ModelSource(path: fixtures + "/" + folder), options: ModelLoadOptions(quantization: .fp4))
+            XCTAssertTrue(stored.loadNotes.isEmpty, "\(folder): \(stored.loadNotes)")
+            let a = try atLoad.forward(tokens, cache: atLoad.makeCache(), allLogits: true, pool: .serial)
+            let b = try stored.forward(tokens, cache: stored.makeCache(), allLogits: true, pool: .serial)
+            XCTAssertEqual(a, b, folder)
+            for name in atLoad.linearModuleNames {
+                XCTAssertEqual(atLoad.linearWeight(named: name + ".weight")?.storedByteCount,
+                               stored.linearWeight(named: name + ".weight")?.storedByteCount, "\(folder) \(name)")
+            }
+        }
+    }
+
     /// `unquantizedStorage` stores the embedding (and an untied lm_head) in 16 bits, rounded as
     /// torch's `.to(dtype)` does (round to nearest even).
     func testSixteenBitEmbeddingAndHead() throws {
