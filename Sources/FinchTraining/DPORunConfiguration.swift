@@ -54,7 +54,7 @@ public struct DPORunConfiguration: Sendable {
     public var gradientCheckpointing = true
     /// `eval_steps` (0: evaluate only at the end when there is an eval split).
     public var evalSteps = 0
-    /// `save_steps` (0: only the final adapter); `save_total_limit`.
+    /// `save_steps` (0: only the final adapter); `save_total_limit` (ignored without checkpoints).
     public var saveSteps = 0
     public var saveTotalLimit: Int?
     /// `output_dir` (default `finch-dpo-output`).
@@ -312,12 +312,6 @@ public struct DPORunConfiguration: Sendable {
         var loss = try DPOLossConfiguration(types: lossTypes, weights: lossWeights, beta: beta, labelSmoothing: labelSmoothing)
         if let rpoAlpha { loss.addRPO(alpha: rpoAlpha) }
         self.loss = loss
-        if saveTotalLimit != nil, saveSteps <= 0 {
-            throw TrainingError("save_total_limit", "needs save_steps > 0 (\(origins["save_total_limit"] ?? ""))")
-        }
-        if precomputeReferenceLogProbabilities, lora.loraDropout > 0 {
-            // TRL zeroes every dropout in DPO (disable_dropout), LoRA's included; so does Finch.
-        }
     }
 
     /// The resolved values under their TRL names, for `config.json` in the run folder.

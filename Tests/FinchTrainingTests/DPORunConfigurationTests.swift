@@ -83,6 +83,6 @@ final class DPORunConfigurationTests: XCTestCase {
         expect([("per_device_train_batch_size", .number("0"))], "per_device_train_batch_size", "≥ 1")
         expect([("bf16", .bool(true))], "bf16", "Float32")
         expect([("gradient_checkpointing", .string("maybe"))], "gradient_checkpointing", "true or false")
-        expect([("save_total_limit", .number("2"))], "save_total_limit", "save_steps")
+        expect([("save_total_limit", .string("two"))], "save_total_limit", "expected an integer")
     }
 }
