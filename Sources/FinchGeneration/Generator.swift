@@ -56,10 +56,13 @@ public final class Generator: @unchecked Sendable {
     public let model: CausalLM
     public let tokenizer: Tokenizer
     public let pool: ThreadPool
+    /// A LoRA adapter applied to every forward pass (e.g. one `finch dpo` trained), or nil.
+    public let adapter: LoRAAdapter?
 
-    public init(model: CausalLM, tokenizer: Tokenizer, pool: ThreadPool = ThreadPool()) {
+    public init(model: CausalLM, tokenizer: Tokenizer, adapter: LoRAAdapter? = nil, pool: ThreadPool = ThreadPool()) {
         self.model = model
         self.tokenizer = tokenizer
+        self.adapter = adapter
         self.pool = pool
     }
 
@@ -88,7 +91,7 @@ public final class Generator: @unchecked Sendable {
         cache.truncate(to: reuse)
         let clock = ContinuousClock()
         let start = clock.now
-        var logits = try model.forward(Array(request.promptTokens[reuse...]), cache: cache, pool: pool)
+        var logits = try model.forward(Array(request.promptTokens[reuse...]), cache: cache, adapter: adapter, pool: pool)
         let prefill = clock.now - start
         var all = request.promptTokens
         var generated: [Int] = []
@@ -125,7 +128,7 @@ public final class Generator: @unchecked Sendable {
                 reason = cache.capacity >= context ? .contextFull : .maxTokens
                 break
             }
-            logits = try model.forward([token], cache: cache, pool: pool)
+            logits = try model.forward([token], cache: cache, adapter: adapter, pool: pool)
         }
         if reason != .stopString && reason != .cancelled {
             pending += stream.finish()

@@ -64,15 +64,16 @@ struct ModelSession {
     let generator: Generator
 
     init(model: String, options: GenerationOptions) throws {
-        if options.adapter != nil {
-            throw FormatError(options.adapter ?? "", "LoRA adapters are not supported by generate/chat yet (they arrive with the training issues)")
-        }
         let clock = ContinuousClock()
         let start = clock.now
         source = try ModelSource(path: CLI.resolveModel(model))
         let lm = try CausalLM(source: source, quantizedActivations: options.quantizedActivations)
         tokenizer = try Tokenizer(source: source)
-        generator = Generator(model: lm, tokenizer: tokenizer, pool: ThreadPool(threads: options.threads))
+        let adapter = try options.adapter.map { try LoRAAdapter(peftFolder: $0, model: lm) }
+        if let adapter, let path = options.adapter {
+            CLI.log("adapter \(path): LoRA r \(adapter.configuration.r) on \(adapter.moduleNames.count) modules")
+        }
+        generator = Generator(model: lm, tokenizer: tokenizer, adapter: adapter, pool: ThreadPool(threads: options.threads))
         let c = source.configuration
         CLI.log("loaded \(c.architecture.rawValue) (\(c.numHiddenLayers) layers, hidden \(c.hiddenSize)) from \(source.path) in \(String(format: "%.2f", (clock.now - start).seconds)) s")
     }
