@@ -268,6 +268,30 @@ final class DPOCommandTests: XCTestCase, FinchCLIRunning {
         XCTAssertTrue(r.stderr.contains("step 4/4"), r.stderr)
     }
 
+    /// precompute_ref_log_probs computes once, caches under the model cache and is reused by a
+    /// second run on the same inputs; the adapter then drives `finch generate --adapter`.
+    func testPrecomputedReferenceIsCachedAndAdapterGenerates() throws {
+        let dir = try temporaryDirectory()
+        let environment = ["FINCH_CACHE_DIR": dir + "/cache"]
+        let first = try finch(arguments(dir + "/a", steps: 2, extra: ["--precompute_ref_log_probs", "true"]), environment: environment)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stderr.contains("reference log-probs: computed for 13 pairs"), first.stderr)
+        let second = try finch(arguments(dir + "/b", steps: 2, extra: ["--precompute_ref_log_probs", "true"]), environment: environment)
+        XCTAssertTrue(second.stderr.contains("reference log-probs: reused"), second.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/a/adapter_model.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: dir + "/b/adapter_model.safetensors")))
+        // Other data: not the cached values.
+        let third = try finch(arguments(dir + "/c", steps: 2, extra: ["--precompute_ref_log_probs", "true", "--max_length", "40"]),
+                              environment: environment)
+        XCTAssertTrue(third.stderr.contains("reference log-probs: computed"), third.stderr)
+        let generated = try finch(["generate", "--model", Self.fixtures + "/tiny_llama_dpo", "--adapter", dir + "/a",
+                                   "--prompt", "Hello", "--max-new-tokens", "4", "--ignore-eos"])
+        XCTAssertEqual(generated.status, 0, generated.stderr)
+        XCTAssertTrue(generated.stderr.contains("LoRA r 4 on 14 modules"), generated.stderr)
+        let missing = try finch(["generate", "--model", Self.fixtures + "/tiny_llama_dpo", "--adapter", dir + "/none", "--prompt", "Hi"])
+        XCTAssertEqual(missing.stderr, "error: \(dir)/none: not a PEFT adapter folder: adapter_config.json is missing\n")
+    }
+
     func testBadInputsAreOneLineErrors() throws {
         let dir = try temporaryDirectory()
         var r = try finch(arguments(dir + "/a", steps: 2, extra: ["--betta", "0.2"]))
