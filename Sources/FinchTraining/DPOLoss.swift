@@ -212,13 +212,6 @@ public struct DPOMetrics: Sendable, Equatable {
         logitsRejected = rejectedLogitCount > 0 ? rejectedLogitSum / Double(rejectedLogitCount) : 0
     }
 
-    /// The metrics from `named`'s values, in its order (a checkpoint's saved window).
-    init?(values: [Double]) {
-        guard values.count == 8 else { return nil }
-        (rewardsChosen, rewardsRejected, rewardsAccuracies, rewardsMargins) = (values[0], values[1], values[2], values[3])
-        (logpsChosen, logpsRejected, logitsChosen, logitsRejected) = (values[4], values[5], values[6], values[7])
-    }
-
     /// TRL's names and values, for `metrics.jsonl`.
     public var named: [(String, Double)] {
         [("rewards/chosen", rewardsChosen), ("rewards/rejected", rewardsRejected), ("rewards/accuracies", rewardsAccuracies),

@@ -8,7 +8,7 @@ import Foundation
 /// are functions of the step and the seed, so they need no state of their own. A checkpoint is
 /// written into a temporary folder and renamed into place, so a killed run leaves either the
 /// whole checkpoint or none.
-extension DPOTrainer {
+extension LoRATrainer {
     static let stateFile = "trainer_state.json"
     static let optimizerFile = "optimizer.safetensors"
 
@@ -53,18 +53,18 @@ extension DPOTrainer {
 
     private var stateJSON: JSONValue {
         func number(_ x: Double) -> JSONValue { .number(x.isFinite ? "\(x)" : "null") }
-        func record(_ r: DPOLogRecord) -> JSONValue {
+        func record(_ r: TrainingLogRecord) -> JSONValue {
             .object([("step", .number(String(r.step)))] + r.values.map { ($0.0, number($0.1)) })
         }
         return .object([
             ("global_step", .number(String(step))),
             ("max_steps", .number(String(plan.totalSteps))),
-            ("train_pairs", .number(String(trainPairs.count))),
+            ("train_examples", .number(String(exampleCount))),
             ("num_tokens", .number(String(tokensSeen))),
             ("log_history", .array(history.map(record))),
             ("window", .object([
                 ("loss", number(windowLoss)), ("steps", .number(String(windowSteps))),
-                ("metrics", .array(windowMetrics.map { m in .array(m.named.map { number($0.1) }) })),
+                ("metrics", .array(windowMetrics.map { m in .object(m.map { ($0.0, number($0.1)) }) })),
             ])),
         ])
     }
@@ -79,8 +79,8 @@ extension DPOTrainer {
             guard let value = state[key]?.intValue else { throw TrainingError("resume_from_checkpoint", "\(statePath): '\(key)' is missing") }
             return value
         }
-        guard try int("train_pairs") == trainPairs.count, try int("max_steps") == plan.totalSteps else {
-            throw TrainingError("resume_from_checkpoint", "\(path) belongs to a run with \(try int("train_pairs")) pairs and \(try int("max_steps")) steps; this one has \(trainPairs.count) and \(plan.totalSteps)")
+        guard try int("train_examples") == exampleCount, try int("max_steps") == plan.totalSteps else {
+            throw TrainingError("resume_from_checkpoint", "\(path) belongs to a run with \(try int("train_examples")) examples and \(try int("max_steps")) steps; this one has \(exampleCount) and \(plan.totalSteps)")
         }
         let (_, tensors) = try PEFTAdapterFolder.read(path)
         try policy.setValues(fromPEFT: tensors, path: path)
@@ -90,12 +90,12 @@ extension DPOTrainer {
         tokensSeen = try int("num_tokens")
         history = (state["log_history"]?.arrayValue ?? []).compactMap { entry in
             guard let members = entry.objectValue, let s = entry["step"]?.intValue else { return nil }
-            return DPOLogRecord(step: s, values: members.filter { $0.0 != "step" }.map { ($0.0, $0.1.doubleValue ?? .nan) })
+            return TrainingLogRecord(step: s, values: members.filter { $0.0 != "step" }.map { ($0.0, $0.1.doubleValue ?? .nan) })
         }
         let window = state["window"]
         windowLoss = window?["loss"]?.doubleValue ?? 0
         windowSteps = window?["steps"]?.intValue ?? 0
-        windowMetrics = (window?["metrics"]?.arrayValue ?? []).compactMap { DPOMetrics(values: $0.arrayValue?.compactMap(\.doubleValue) ?? []) }
+        windowMetrics = (window?["metrics"]?.arrayValue ?? []).map { ($0.objectValue ?? []).map { ($0.0, $0.1.doubleValue ?? .nan) } }
         guard optimizer.stepCount == step else {
             throw TrainingError("resume_from_checkpoint", "\(path): the optimizer took \(optimizer.stepCount) steps, the trainer \(step)")
         }
