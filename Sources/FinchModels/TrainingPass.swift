@@ -40,6 +40,9 @@ public final class TrainingPass: @unchecked Sendable {
         public var logitChunkTokens: Int?
         /// Also return each scored row's mean logit (TRL logs `logits/chosen` from them).
         public var logitMeans: Bool
+        /// Also return, for each scored row, whether its target is the argmax of the logits
+        /// (TRL's `mean_token_accuracy`; ties go to the lowest index, as `torch.argmax`).
+        public var topPredictions = false
 
         public init(gradientCheckpointing: Bool = false, loraDropout: LoRADropout = .off, logitChunkTokens: Int? = nil,
                     logitMeans: Bool = false) {
@@ -58,6 +61,8 @@ public final class TrainingPass: @unchecked Sendable {
         public var logSumExp: [Float]
         /// Mean of row t's logits over the vocabulary, if requested.
         public var logitMeans: [Float]?
+        /// Whether row t's target is its argmax (false on masked rows), if requested.
+        public var targetIsTopPrediction: [Bool]?
     }
 
     public let model: CausalLM
@@ -228,6 +233,7 @@ public final class TrainingPass: @unchecked Sendable {
         let chunk = max(1, min(max(scored.count, 1), options.logitChunkTokens ?? max(16, (128 << 20) / (4 * V))))
         var scoredLogP = [Float](repeating: 0, count: scored.count), scoredLSE = scoredLogP
         var means = options.logitMeans ? [Float](repeating: 0, count: T) : nil
+        var top = options.topPredictions ? [Bool](repeating: false, count: T) : nil
         let gathered = buffers.buffer("gathered", chunk * H)
         let logits = buffers.buffer("logits", chunk * V)
         logitsHeld = false
@@ -241,6 +247,14 @@ public final class TrainingPass: @unchecked Sendable {
                         headLogits(gathered, rows: n, into: logits, pool: pool)
                         CrossEntropy.logProbabilities(logits: logits, targets: targets.baseAddress! + start, tokens: n, vocabularySize: V,
                                                       into: lp.baseAddress! + start, logSumExp: lse.baseAddress! + start, pool: pool)
+                        if top != nil {
+                            for i in 0..<n {
+                                let row = logits + i * V
+                                var best = 0
+                                for v in 1..<V where row[v] > row[best] { best = v }
+                                top![scored[start + i]] = best == targets[start + i]
+                            }
+                        }
                         if means != nil {
                             for i in 0..<n {
                                 var sum: Double = 0
@@ -265,7 +279,7 @@ public final class TrainingPass: @unchecked Sendable {
             logitsHeld = scored.count <= chunk
             backwardDone = false
         }
-        return Output(logProbabilities: logP, logSumExp: logSumExp, logitMeans: means)
+        return Output(logProbabilities: logP, logSumExp: logSumExp, logitMeans: means, targetIsTopPrediction: top)
     }
 
     /// `logits = rows·W_headᵀ (+ b)` for gathered rows (n, hidden) → (n, vocab).
