@@ -75,9 +75,30 @@ public struct DPORunConfiguration: Sendable {
     private var labelSmoothing = 0.0
     private var rpoAlpha: Double?
 
-    public init() {
+    /// Which trainer the settings are for: the keys and defaults differ (TRL's `DPOConfig` vs
+    /// `SFTConfig`).
+    public enum Command: String, Sendable { case dpo, sft }
+    public let command: Command
+
+    // SFT (TRL SFTConfig)
+    /// `packing`: pack several sequences per row (each attends only to itself).
+    public var packing = false
+    /// `completion_only_loss` (nil: TRL's default, on for prompt/completion data).
+    public var completionOnlyLoss: Bool?
+    /// `assistant_only_loss`: loss on assistant turns only (conversational data).
+    public var assistantOnlyLoss = false
+    /// `dataset_text_field` (default `text`).
+    public var datasetTextField = "text"
+
+    public init(command: Command = .dpo) {
+        self.command = command
         loss = try! DPOLossConfiguration()
+        if command == .sft { outputDirectory = "finch-sft-output" }
     }
+
+    static let dpoOnlyKeys: Set<String> = ["beta", "loss_type", "loss_weights", "label_smoothing", "rpo_alpha", "precompute_ref_log_probs",
+                                           "max_prompt_length", "max_completion_length", "truncation_mode", "orca_rendering"]
+    static let sftOnlyKeys: Set<String> = ["packing", "completion_only_loss", "assistant_only_loss", "dataset_text_field", "packing_strategy"]
 
     /// Keys `set(_:_:origin:)` accepts besides TrainingArguments' own.
     public static let keys: [String] = [
@@ -89,12 +110,14 @@ public struct DPORunConfiguration: Sendable {
         "precompute_ref_log_probs", "ref_adapter", "adapter", "gradient_checkpointing", "eval_steps", "save_steps",
         "save_total_limit", "output_dir", "resume_from_checkpoint", "threads", "dry_run", "eval_strategy", "save_strategy",
         "logging_strategy", "bf16", "fp16", "use_cpu", "report_to", "remove_unused_columns",
-    ] + TrainingArguments.CodingKeys.allCases.map(\.rawValue)
+    ] + Array(sftOnlyKeys) + TrainingArguments.CodingKeys.allCases.map(\.rawValue)
 
     /// Sets `key` from a config or flag value. Values may be strings where a number or boolean is
     /// expected (as flags give them).
     public mutating func set(_ key: String, _ value: JSONValue, origin: String) throws {
         func fail(_ reason: String) -> TrainingError { TrainingError(key, "\(reason) (\(origin))") }
+        if command == .sft, Self.dpoOnlyKeys.contains(key) { throw fail("applies to finch dpo, not finch sft") }
+        if command == .dpo, Self.sftOnlyKeys.contains(key) { throw fail("applies to finch sft, not finch dpo") }
         func string() throws -> String {
             if let s = value.stringValue { return s }
             if case .number(let text) = value { return text }
@@ -247,6 +270,13 @@ public struct DPORunConfiguration: Sendable {
             guard n >= 1 else { throw fail("must be ≥ 1, got \(n)") }
             threads = n
         case "dry_run": dryRun = try bool()
+        case "packing": packing = try bool()
+        case "packing_strategy":
+            let s = try string()
+            guard s == "bfd" else { throw fail("Finch packs with TRL's default strategy, bfd; got '\(s)'") }
+        case "completion_only_loss": completionOnlyLoss = value.isNull ? nil : try bool()
+        case "assistant_only_loss": assistantOnlyLoss = try bool()
+        case "dataset_text_field": datasetTextField = try string()
         case "eval_strategy", "save_strategy", "logging_strategy":
             let s = try string()
             guard ["steps", "no"].contains(s) else { throw fail("Finch supports 'steps' and 'no', got '\(s)'") }
@@ -295,7 +325,8 @@ public struct DPORunConfiguration: Sendable {
             if let s = value.stringValue, Double(s) != nil, key != "optim", key != "lr_scheduler_type" { return (key, .number(s)) }
             return (key, value)
         }
-        if !members.contains(where: { $0.0 == "learning_rate" }) { members.append(("learning_rate", .number("1e-06"))) }
+        // TRL's DPOConfig: 1e-6; SFTConfig: 2e-5.
+        if !members.contains(where: { $0.0 == "learning_rate" }) { members.append(("learning_rate", .number(command == .dpo ? "1e-06" : "2e-05"))) }
         if !members.contains(where: { $0.0 == "logging_steps" }) { members.append(("logging_steps", .number("10"))) }
         do {
             arguments = try JSONDecoder().decode(TrainingArguments.self, from: Data(JSONValue.object(members).compactText.utf8))
@@ -349,6 +380,12 @@ public struct DPORunConfiguration: Sendable {
         m += [("gradient_checkpointing", .bool(gradientCheckpointing)), ("eval_steps", .number(String(evalSteps)))]
         m += [("save_steps", .number(String(saveSteps))), ("save_total_limit", opt(saveTotalLimit))]
         m += [("output_dir", .string(outputDirectory)), ("threads", opt(threads))]
+        if command == .sft {
+            let dpoOnly = Self.dpoOnlyKeys.union(["ref_adapter"])
+            m = m.filter { !dpoOnly.contains($0.0) }
+            m += [("packing", .bool(packing)), ("completion_only_loss", completionOnlyLoss.map { .bool($0) } ?? .null),
+                  ("assistant_only_loss", .bool(assistantOnlyLoss)), ("dataset_text_field", .string(datasetTextField))]
+        }
         return .object(m)
     }
 }

@@ -86,3 +86,22 @@ final class DPORunConfigurationTests: XCTestCase {
         expect([("save_total_limit", .string("two"))], "save_total_limit", "expected an integer")
     }
 }
+
+extension DPORunConfigurationTests {
+    /// `finch sft` takes SFTConfig's keys and defaults, and refuses DPO-only ones (and vice versa).
+    func testSFTKeysAndDefaults() throws {
+        var c = DPORunConfiguration(command: .sft)
+        try c.set("packing", .bool(true), origin: "sft.yaml:1")
+        try c.set("completion_only_loss", .string("false"), origin: "--completion_only_loss")
+        try c.resolve()
+        XCTAssertEqual(c.arguments.learningRate, 2e-5, "SFTConfig's default")
+        XCTAssertTrue(c.packing)
+        XCTAssertEqual(c.completionOnlyLoss, false)
+        XCTAssertEqual(c.resolvedJSON["packing"]?.boolValue, true)
+        XCTAssertNil(c.resolvedJSON["beta"])
+        var sft = DPORunConfiguration(command: .sft)
+        XCTAssertThrowsError(try sft.set("beta", .number("0.1"), origin: "--beta")) { XCTAssertTrue("\($0)".contains("applies to finch dpo"), "\($0)") }
+        var dpo = DPORunConfiguration()
+        XCTAssertThrowsError(try dpo.set("packing", .bool(true), origin: "--packing")) { XCTAssertTrue("\($0)".contains("applies to finch sft"), "\($0)") }
+    }
+}
