@@ -39,32 +39,6 @@ struct DPO: ParsableCommand {
         discussion: "MODEL: a GGUF file, HF folder or known model name (or model_name_or_path in the config)."))
     var arguments: [String] = []
 
-    /// MODEL, the config file, and every other `--key value` in order.
-    func parsed() throws -> (model: String?, config: String?, settings: [String]) {
-        var model: String?, config: String?, settings: [String] = []
-        var i = 0
-        while i < arguments.count {
-            let a = arguments[i]
-            if a == "--config" || a.hasPrefix("--config=") {
-                if let eq = a.firstIndex(of: "=") { config = String(a[a.index(after: eq)...]) } else {
-                    guard i + 1 < arguments.count else { throw TrainingError("config", "--config needs a file") }
-                    config = arguments[i + 1]
-                    i += 1
-                }
-            } else if a == "--dry-run" {
-                settings += ["--dry_run", "true"]
-            } else if a == "--resume" {
-                settings += ["--resume_from_checkpoint", "true"]
-            } else if !a.hasPrefix("-"), model == nil, settings.isEmpty || settings.last?.hasPrefix("--") == false {
-                model = a
-            } else {
-                settings.append(a)
-            }
-            i += 1
-        }
-        return (model, config, settings)
-    }
-
     func run() throws {
         // Everything after `dpo` is captured (any TRL key is an option), so help is handled here.
         if arguments.contains("--help") || arguments.contains("-h") { throw CleanExit.helpRequest(self) }
@@ -77,18 +51,7 @@ struct DPORun {
     let command: DPO
 
     func run() throws {
-        var c = DPORunConfiguration()
-        var entries: [ConfigFile.Entry] = []
-        let (positionalModel, configFile, settings) = try command.parsed()
-        if let file = configFile { entries += try ConfigFile.entries(path: file) }
-        if let model = positionalModel { entries.append(("model_name_or_path", .string(model), "MODEL argument")) }
-        entries += try ConfigFile.flagEntries(settings)
-        for entry in entries { try c.set(entry.key, entry.value, origin: entry.origin) }
-        try c.resolve()
-        guard let modelArgument = c.modelNameOrPath else {
-            throw TrainingError("model_name_or_path", "no model given (MODEL argument, --model_name_or_path or the config)")
-        }
-        guard let datasetPath = c.dataset else { throw TrainingError("dataset", "no dataset given (--dataset FILE or the config)") }
+        let (c, modelArgument, datasetPath) = try TrainingCommand.configuration(.dpo, arguments: command.arguments)
 
         // Data first: a bad dataset should fail before minutes of model loading.
         let columns = try PreferenceColumns(mapping: c.columns)
@@ -131,16 +94,7 @@ struct DPORun {
         }
 
         // Model and adapters.
-        let pool = ThreadPool(threads: c.threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        var options = ModelLoadOptions(quantization: c.quantization, doubleQuantization: c.doubleQuantization,
-                                       unquantizedStorage: c.unquantizedStorage)
-        options.torchThreads = 1
-        let start = Date()
-        let model = try CausalLM(source: source, options: options, pool: pool)
-        for note in model.loadNotes.prefix(3) { CLI.log(note) }
-        if model.loadNotes.count > 3 { CLI.log("… and \(model.loadNotes.count - 3) more tensors the same way") }
-        CLI.log(String(format: "loaded %@ (%@, %.0f MB of weights) in %.1f s", modelPath, c.quantization.rawValue,
-                       Double(model.weightByteCount) / 1e6, Date().timeIntervalSince(start)))
+        let (model, options, pool) = try TrainingCommand.loadModel(c, source: source)
 
         var loraConfiguration = c.lora
         var referenceAdapter: LoRAAdapter?
@@ -170,19 +124,7 @@ struct DPORun {
                                      configuration: trainerConfiguration, pool: pool)
         if let notice = trainer.optimizer.notice { CLI.log(notice) }
 
-        // Run folder.
-        let output = c.outputDirectory
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        try AtomicFile.write(Array((c.resolvedJSON.compactText + "\n").utf8), to: output + "/config.json")
-        if let resume = c.resumeFromCheckpoint {
-            let path = resume == "true" ? DPOTrainer.checkpoints(in: output).last?.path : resume
-            if let path {
-                try trainer.resume(fromCheckpoint: path)
-                CLI.log("resumed from \(path) at step \(trainer.step)")
-            } else {
-                CLI.log("no checkpoint in \(output); starting from step 0")
-            }
-        }
+        let output = try TrainingCommand.prepareRunFolder(c, trainer: trainer)
         if c.precomputeReferenceLogProbabilities {
             let cache = ReferenceLogProbabilityCache(model: modelPath, options: options, adapter: c.referenceAdapter,
                                                      train: trainer.trainPairs, eval: trainer.evalPairs)
@@ -198,88 +140,10 @@ struct DPORun {
             }
         }
 
-        let metrics = try MetricsFile(path: output + "/metrics.jsonl", truncateAfterStep: trainer.step)
-        let progress = ProgressLine(total: trainer.plan.totalSteps, startStep: trainer.step)
-        var windowStart = Date(), windowTokens = trainer.tokensSeen, windowPairs = 0, lastStep = trainer.step
-        let batch = c.arguments.perDeviceTrainBatchSize * c.arguments.gradientAccumulationSteps
-        while trainer.step < trainer.plan.totalSteps {
-            let record = try trainer.trainStep()
-            windowPairs += min(batch, trainer.trainPairs.count)
-            if var record {
-                let seconds = Date().timeIntervalSince(windowStart)
-                record.values.append(("tokens_per_second", Double(trainer.tokensSeen - windowTokens) / seconds))
-                record.values.append(("pairs_per_second", Double(windowPairs) / seconds))
-                try metrics.append(record)
-                progress.update(record, secondsPerStep: seconds / Double(max(1, trainer.step - lastStep)))
-                (windowStart, windowTokens, windowPairs, lastStep) = (Date(), trainer.tokensSeen, 0, trainer.step)
-            }
-            if c.saveSteps > 0, trainer.step % c.saveSteps == 0 {
-                let path = try trainer.saveCheckpoint(in: output, baseModel: modelArgument, totalLimit: c.saveTotalLimit)
-                progress.note("saved \(path)")
-            }
-            let every = trainerConfiguration.evalSteps
-            if every > 0, trainer.step % every == 0 || trainer.step == trainer.plan.totalSteps, let record = try trainer.evaluate() {
-                try metrics.append(record)
-                progress.note(record.values.map { "\($0.0) \(String(format: "%.4g", $0.1))" }.joined(separator: ", "))
-            }
-        }
-        progress.finish()
-        try policy.savePEFT(to: output, baseModel: modelArgument)
-        CLI.log("adapter saved to \(output) (adapter_config.json, adapter_model.safetensors)")
+        try TrainingCommand.train(trainer, c, output: output, baseModel: modelArgument, examplesPerStep: min(
+            c.arguments.perDeviceTrainBatchSize * c.arguments.gradientAccumulationSteps, trainer.trainPairs.count), unit: "pairs",
+            evalSteps: trainerConfiguration.evalSteps)
     }
-}
-
-/// `metrics.jsonl`: one JSON object per logged record (`step` and TRL's keys), appended and
-/// flushed as the run goes; on resume, lines after the checkpoint's step are dropped first.
-final class MetricsFile {
-    let path: String
-    private let handle: FileHandle
-
-    init(path: String, truncateAfterStep step: Int) throws {
-        self.path = path
-        var kept = ""
-        if step > 0, let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            for line in text.split(separator: "\n") {
-                if let value = try? JSONValue.parse(String(line), path: path), let s = value["step"]?.intValue, s <= step {
-                    kept += line + "\n"
-                }
-            }
-        }
-        try AtomicFile.write(Array(kept.utf8), to: path)
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw FormatError(path, "cannot open for writing") }
-        handle.seekToEndOfFile()
-        self.handle = handle
-    }
-
-    func append(_ record: DPOLogRecord) throws {
-        let members: [(String, JSONValue)] = [("step", .number(String(record.step)))]
-            + record.values.map { ($0.0, $0.1.isFinite ? .number("\($0.1)") : .null) }
-        try handle.write(contentsOf: Data((JSONValue.object(members).compactText + "\n").utf8))
-    }
-
-    deinit { try? handle.close() }
-}
-
-/// The live progress line on stderr: step/total, loss, reward accuracy and margin, tokens/s, ETA.
-final class ProgressLine {
-    let total: Int
-    let interactive = isatty(STDERR_FILENO) == 1
-
-    init(total: Int, startStep: Int) {
-        self.total = total
-    }
-
-    func update(_ r: DPOLogRecord, secondsPerStep: Double) {
-        let eta = Int(secondsPerStep * Double(total - r.step))
-        let line = String(format: "step %d/%d  loss %.4f  acc %.2f  margin %.4f  %.0f tok/s  %.2f pairs/s  ETA %d:%02d:%02d",
-                          r.step, total, r["loss"] ?? .nan, r["rewards/accuracies"] ?? .nan, r["rewards/margins"] ?? .nan,
-                          r["tokens_per_second"] ?? 0, r["pairs_per_second"] ?? 0, eta / 3600, eta / 60 % 60, eta % 60)
-        write(interactive ? "\r\u{1B}[K" + line : line + "\n")
-    }
-
-    func note(_ message: String) { write((interactive ? "\r\u{1B}[K" : "") + "finch: " + message + "\n") }
-    func finish() { if interactive { write("\n") } }
-    private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
 }
 
 /// Precomputed reference log-probs on disk (`precompute_ref_log_probs`), keyed by a SHA-256 of
