@@ -1,7 +1,7 @@
 import FinchCore
 import FinchFormats
 import FinchModels
-@testable import FinchTraining
+import FinchTraining
 import Foundation
 import XCTest
 
