@@ -104,23 +104,23 @@ public final class SFTTrainer: LoRATrainer {
         return (sum, correct, scored)
     }
 
-    /// `eval_loss` (mean token cross-entropy over all eval tokens) and `eval_mean_token_accuracy`
-    /// (the plain mean of per-batch accuracies, as TRL logs metrics).
+    /// `eval_loss` (the Trainer's sample-weighted mean of each batch's mean token cross-entropy)
+    /// and `eval_mean_token_accuracy` (the plain mean of per-batch accuracies, as TRL logs metrics).
     public override func evaluate() throws -> TrainingLogRecord? {
         guard !evalRows.isEmpty else { return nil }
         let size = arguments.perDeviceTrainBatchSize
-        var sum = 0.0, count = 0, accuracies: [Double] = []
+        var weighted = 0.0, accuracies: [Double] = []
         var options = TrainingPass.Options()
         options.topPredictions = true
         for start in stride(from: 0, to: evalRows.count, by: size) {
-            let batch = try Self.batch(Array(evalRows[start..<min(start + size, evalRows.count)]))
+            let rows = Array(evalRows[start..<min(start + size, evalRows.count)])
+            let batch = try Self.batch(rows)
             let out = try pass.logProbabilities(batch, adapter: policy, options: options, pool: pool)
             let (s, correct, scored) = Self.totals(batch, out)
-            sum += s
-            count += scored
+            weighted += (scored > 0 ? -s / Double(scored) : 0) * Double(rows.count)
             accuracies.append(scored > 0 ? Double(correct) / Double(scored) : 0)
         }
-        let record = TrainingLogRecord(step: step, values: [("eval_loss", count > 0 ? -sum / Double(count) : 0),
+        let record = TrainingLogRecord(step: step, values: [("eval_loss", weighted / Double(evalRows.count)),
                                                             ("eval_mean_token_accuracy", accuracies.reduce(0, +) / Double(accuracies.count))])
         history.append(record)
         return record
