@@ -83,7 +83,7 @@ public final class CausalLM: @unchecked Sendable {
 
     /// A model from parts (`trainableCopy()`).
     init(copying model: CausalLM, embedding: LinearWeight, blocks: [DecoderBlock], finalNorm: Norm, lmHead: LinearWeight,
-         lmHeadBias: ParameterVector?, trainableParameters: TrainableParameters) {
+         lmHeadBias: ParameterVector?, trainableParameters: TrainableParameters?) {
         configuration = model.configuration
         path = model.path
         source = model.source

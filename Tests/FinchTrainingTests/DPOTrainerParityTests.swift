@@ -39,11 +39,15 @@ final class DPOTrainerParityTests: XCTestCase {
             }
     }
 
-    func replay(_ run: String, gradientCheckpointing: Bool = false, threads: Int = 2) throws -> Replay {
-        let json = try JSONValue.parse(contentsOf: Self.fixtures + "/dpo_\(run).json")
-        let tensors = try SafeTensorsFile(path: Self.fixtures + "/dpo_\(run).safetensors")
+    /// - Parameters:
+    ///   - directory: the fixture folder (`dpo`, or `sft` for the two-stage runs).
+    ///   - model: the base to train on (default: the run's `model` folder in the DPO fixtures).
+    func replay(_ run: String, directory: String = DPOTrainerParityTests.fixtures, model: CausalLM? = nil,
+                gradientCheckpointing: Bool = false, threads: Int = 2) throws -> Replay {
+        let json = try JSONValue.parse(contentsOf: directory + "/dpo_\(run).json")
+        let tensors = try SafeTensorsFile(path: directory + "/dpo_\(run).safetensors")
         let c = try XCTUnwrap(json["resolved"])
-        let model = try CausalLM(source: ModelSource(path: Self.fixtures + "/" + (try XCTUnwrap(json["model"]?.stringValue))))
+        let model = try model ?? CausalLM(source: ModelSource(path: Self.fixtures + "/" + (try XCTUnwrap(json["model"]?.stringValue))))
         let lora = try XCTUnwrap(json["lora"])
         let configuration = LoRAConfiguration(r: try XCTUnwrap(lora["r"]?.intValue), loraAlpha: try XCTUnwrap(lora["lora_alpha"]?.doubleValue),
                                               loraDropout: 0, targetModules: .allLinear, useRSLoRA: lora["use_rslora"]?.boolValue ?? false)
@@ -97,8 +101,9 @@ final class DPOTrainerParityTests: XCTestCase {
 
     /// Runs the replay to the end and compares every logged value and the final adapter.
     @discardableResult
-    func check(_ run: String, gradientCheckpointing: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> Double {
-        let r = try replay(run, gradientCheckpointing: gradientCheckpointing)
+    func check(_ run: String, directory: String = DPOTrainerParityTests.fixtures, model: CausalLM? = nil,
+               gradientCheckpointing: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> Double {
+        let r = try replay(run, directory: directory, model: model, gradientCheckpointing: gradientCheckpointing)
         var records: [DPOLogRecord] = []
         try r.trainer.train { records.append($0) }
         let steps = try XCTUnwrap(r.json["steps"]?.arrayValue)
@@ -150,6 +155,22 @@ final class DPOTrainerParityTests: XCTestCase {
     func testFrozenAdapterReferenceMatchesTRL() throws { try check("llama_ref_adapter") }
     func testPrecomputedReferenceMatchesTRL() throws { try check("llama_precompute") }
     func testConversationalDataMatchesTRL() throws { try check("llama_conversational") }
+    /// The two-stage pipeline (make_sft_fixtures.py run (f)): DPO on the SFT run's adapter, loaded
+    /// as the trainable policy with a frozen copy as reference (the article's option 3).
+    func testDPOOnSFTAdapterMatchesTRL() throws {
+        try check("llama_sft_ref_adapter", directory: SFTTrainerParityTests.fixtures)
+    }
+
+    /// The merged-base variant: the SFT adapter merged into the base (PEFT's merge_and_unload),
+    /// a fresh adapter on top, reference = the merged base.
+    func testDPOOnMergedSFTBaseMatchesTRL() throws {
+        let base = try CausalLM(source: ModelSource(path: Self.fixtures + "/tiny_llama_dpo"))
+        let sft = try SafeTensorsFile(path: SFTTrainerParityTests.fixtures + "/sft_llama_prompt_completion.safetensors")
+        let adapter = try LoRAAdapter(configuration: LoRAConfiguration(r: 4, loraAlpha: 8, targetModules: .allLinear), model: base, seed: 1)
+        for tensor in adapter.parameters.tensors { try adapter.parameters.setValues(of: tensor.name, to: sft.float32("final." + tensor.name)) }
+        try check("llama_sft_merged", directory: SFTTrainerParityTests.fixtures, model: try base.mergingLoRA(adapter))
+    }
+
     /// Gradient checkpointing recomputes to the same numbers.
     func testCheckpointedRunMatchesTRL() throws { try check("phi_sigmoid", gradientCheckpointing: true) }
 }
