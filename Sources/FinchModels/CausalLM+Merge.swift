@@ -6,7 +6,10 @@ extension CausalLM {
     /// quantized W is dequantized first; the merged weight is Float32). Everything else is shared
     /// with this model. For the merged-base two-stage pipeline: SFT adapter merged, a new adapter
     /// trained on top with the merged base as DPO's reference.
-    public func mergingLoRA(_ adapter: LoRAAdapter) throws -> CausalLM {
+    /// - Parameter requantize: store the merged weights quantized again (nf4/fp4/int8, as
+    ///   bitsandbytes' merge into a 4-bit base does: dequantize, add, requantize, which rounds);
+    ///   nil or `.none` keeps them Float32.
+    public func mergingLoRA(_ adapter: LoRAAdapter, requantize: ModelLoadOptions? = nil, pool: ThreadPool = .serial) throws -> CausalLM {
         try adapter.check(for: self)
         let kind = blockKind
         let scaling = adapter.scaling
@@ -29,7 +32,22 @@ extension CausalLM {
                         }
                     }
                 }
-                return Linear(weight: LinearWeight(outFeatures: out, inFeatures: inFeatures, float32: values), bias: l.bias)
+                let weight: LinearWeight
+                switch requantize?.quantization ?? .none {
+                case .none:
+                    weight = LinearWeight(outFeatures: out, inFeatures: inFeatures, float32: values)
+                case .int8:
+                    weight = try values.withUnsafeBufferPointer {
+                        try LinearWeight(outFeatures: out, inFeatures: inFeatures, quantizingInt8: $0, pool: pool)
+                    }
+                case .nf4, .fp4:
+                    let options = requantize!
+                    weight = try values.withUnsafeBufferPointer {
+                        try LinearWeight(outFeatures: out, inFeatures: inFeatures, quantizing: $0, type: options.quantization.fourBitType!,
+                                         doubleQuantization: options.doubleQuantization, pool: pool)
+                    }
+                }
+                return Linear(weight: weight, bias: l.bias)
             }
             return DecoderBlock(kind: block.kind, inputNorm: block.inputNorm, postAttentionNorm: block.postAttentionNorm,
                                 q: try merged(.q)!, k: try merged(.k)!, v: try merged(.v)!, o: try merged(.o)!, gate: try merged(.gate),

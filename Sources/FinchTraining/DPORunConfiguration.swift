@@ -48,6 +48,10 @@ public struct DPORunConfiguration: Sendable {
     /// `ref_adapter` (alias `adapter`): a PEFT folder used frozen as the reference, and as the
     /// policy's starting point.
     public var referenceAdapter: String?
+    /// `merge_adapter` (Finch): a PEFT folder merged into the base before training (PEFT's
+    /// `merge_and_unload`; requantized when the base is quantized); a new adapter trains on top
+    /// and, for DPO, the merged base is the reference.
+    public var mergeAdapter: String?
 
     // Trainer
     public var arguments = TrainingArguments.trlDPO
@@ -107,7 +111,7 @@ public struct DPORunConfiguration: Sendable {
         "eval_split", "test_size", "columns", "skip_invalid", "orca_rendering", "max_length", "max_prompt_length",
         "max_completion_length", "truncation_mode", "lora_r", "r", "lora_alpha", "lora_dropout", "lora_target_modules",
         "target_modules", "use_rslora", "use_peft", "beta", "loss_type", "loss_weights", "label_smoothing", "rpo_alpha",
-        "precompute_ref_log_probs", "ref_adapter", "adapter", "gradient_checkpointing", "eval_steps", "save_steps",
+        "precompute_ref_log_probs", "ref_adapter", "adapter", "merge_adapter", "gradient_checkpointing", "eval_steps", "save_steps",
         "save_total_limit", "output_dir", "resume_from_checkpoint", "threads", "dry_run", "eval_strategy", "save_strategy",
         "logging_strategy", "bf16", "fp16", "use_cpu", "report_to", "remove_unused_columns",
     ] + Array(sftOnlyKeys) + TrainingArguments.CodingKeys.allCases.map(\.rawValue)
@@ -257,6 +261,7 @@ public struct DPORunConfiguration: Sendable {
         case "rpo_alpha": rpoAlpha = value.isNull ? nil : try double()
         case "precompute_ref_log_probs": precomputeReferenceLogProbabilities = try bool()
         case "ref_adapter", "adapter": referenceAdapter = try optionalString()
+        case "merge_adapter": mergeAdapter = try optionalString()
         case "gradient_checkpointing": gradientCheckpointing = try bool()
         case "eval_steps": evalSteps = try optionalInt() ?? 0
         case "save_steps": saveSteps = try int()
@@ -370,7 +375,7 @@ public struct DPORunConfiguration: Sendable {
         m += [("beta", num(loss.beta)), ("loss_type", .array(loss.types.map { .string($0.rawValue) }))]
         m += [("loss_weights", .array(loss.weights.map(num))), ("label_smoothing", num(loss.labelSmoothing))]
         m += [("precompute_ref_log_probs", .bool(precomputeReferenceLogProbabilities))]
-        m += [("ref_adapter", referenceAdapter.map { .string($0) } ?? .null)]
+        m += [("ref_adapter", referenceAdapter.map { .string($0) } ?? .null), ("merge_adapter", mergeAdapter.map { .string($0) } ?? .null)]
         m += [("learning_rate", num(a.learningRate)), ("lr_scheduler_type", .string(a.lrSchedulerType.rawValue))]
         m += [("warmup_steps", num(a.warmupSteps)), ("weight_decay", num(a.weightDecay)), ("optim", .string(a.optim.rawValue))]
         m += [("adam_beta1", num(a.adamBeta1)), ("adam_beta2", num(a.adamBeta2)), ("adam_epsilon", num(a.adamEpsilon))]

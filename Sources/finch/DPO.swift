@@ -126,7 +126,7 @@ struct DPORun {
 
         let output = try TrainingCommand.prepareRunFolder(c, trainer: trainer)
         if c.precomputeReferenceLogProbabilities {
-            let cache = ReferenceLogProbabilityCache(model: modelPath, options: options, adapter: c.referenceAdapter,
+            let cache = ReferenceLogProbabilityCache(model: modelPath, options: options, adapters: [c.referenceAdapter.map { ("ref", $0) }, c.mergeAdapter.map { ("merge", $0) }].compactMap { $0 },
                                                      train: trainer.trainPairs, eval: trainer.evalPairs)
             if let cached = cache.load() {
                 try trainer.setPrecomputed(train: cached.train, eval: cached.eval)
@@ -153,17 +153,18 @@ struct DPORun {
 struct ReferenceLogProbabilityCache {
     let path: String
 
-    init(model: String, options: ModelLoadOptions, adapter: String?, train: [DPOSequencePair], eval: [DPOSequencePair]) {
+    init(model: String, options: ModelLoadOptions, adapters: [(role: String, path: String)], train: [DPOSequencePair], eval: [DPOSequencePair]) {
         var key = "finch-ref-logps-v1\n\(model)\n"
         for file in Self.files(model) {
             let attributes = try? FileManager.default.attributesOfItem(atPath: file)
             key += "\(file) \(attributes?[.size] ?? 0) \((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)\n"
         }
         key += "\(options.quantization.rawValue) \(options.doubleQuantization) \(options.unquantizedStorage?.rawValue ?? "auto")\n"
-        if let adapter, let bytes = FileManager.default.contents(atPath: adapter + "/" + PEFTAdapterFolder.weightsFile) {
+        for (role, adapter) in adapters {
+            let bytes = FileManager.default.contents(atPath: adapter + "/" + PEFTAdapterFolder.weightsFile) ?? Data()
             var hash = SHA256()
             hash.update(Array(bytes))
-            key += hash.finalizeHex() + "\n"
+            key += role + " " + adapter + " " + hash.finalizeHex() + "\n"
         }
         for pair in train + eval {
             key += "\(pair.chosenPromptLength):\(pair.chosen) \(pair.rejectedPromptLength):\(pair.rejected)\n"

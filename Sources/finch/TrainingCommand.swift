@@ -59,11 +59,17 @@ enum TrainingCommand {
         let options = ModelLoadOptions(quantization: c.quantization, doubleQuantization: c.doubleQuantization,
                                        unquantizedStorage: c.unquantizedStorage)
         let start = Date()
-        let model = try CausalLM(source: source, options: options, pool: pool)
+        var model = try CausalLM(source: source, options: options, pool: pool)
         for note in model.loadNotes.prefix(3) { CLI.log(note) }
         if model.loadNotes.count > 3 { CLI.log("… and \(model.loadNotes.count - 3) more tensors the same way") }
         CLI.log(String(format: "loaded %@ (%@, %.0f MB of weights) in %.1f s", source.path, c.quantization.rawValue,
                        Double(model.weightByteCount) / 1e6, Date().timeIntervalSince(start)))
+        if let path = c.mergeAdapter {
+            let adapter = try LoRAAdapter(peftFolder: path, name: "merged", model: model)
+            model = try model.mergingLoRA(adapter, requantize: options, pool: pool)
+            CLI.log(String(format: "merged the adapter %@ into the base (%@, %.0f MB of weights)", path, c.quantization.rawValue,
+                           Double(model.weightByteCount) / 1e6))
+        }
         return (model, options, pool)
     }
 
