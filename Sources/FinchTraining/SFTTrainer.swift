@@ -77,7 +77,13 @@ public final class SFTTrainer: LoRATrainer {
         var options = TrainingPass.Options(gradientCheckpointing: configuration.gradientCheckpointing)
         options.topPredictions = true
         var stepLoss = 0.0
-        for batch in batches {
+        for (index, batch) in batches.enumerated() {
+            // LoRA dropout stays on in SFT (only DPO disables dropout): masks drawn from the seed,
+            // the step and the micro-batch, so a resumed run draws the same ones.
+            if policy.configuration.loraDropout > 0 {
+                options.loraDropout = .random(seed: UInt64(truncatingIfNeeded: arguments.seed) &* 0x9E37_79B9_7F4A_7C15
+                                              &+ UInt64(step) &* 1_000_003 &+ UInt64(index))
+            }
             policy.parameters.zeroGradients()
             let out = try pass.forward(batch, adapter: policy, options: options, pool: pool)
             let (sum, correct, scored) = Self.totals(batch, out)
