@@ -67,7 +67,11 @@ struct ModelSession {
         let clock = ContinuousClock()
         let start = clock.now
         source = try ModelSource(path: CLI.resolveModel(model))
-        let lm = try CausalLM(source: source, quantizedActivations: options.quantizedActivations)
+        var lm = try CausalLM(source: source, quantizedActivations: options.quantizedActivations)
+        if let path = options.mergeAdapter {
+            lm = try lm.mergingLoRA(LoRAAdapter(peftFolder: path, name: "merged", model: lm))
+            CLI.log("merged the adapter \(path) into the base (Float32 weights for the merged modules)")
+        }
         tokenizer = try Tokenizer(source: source)
         let adapter = try options.adapter.map { try LoRAAdapter(peftFolder: $0, model: lm) }
         if let adapter, let path = options.adapter {

@@ -39,6 +39,9 @@ struct GenerationOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A LoRA adapter folder to apply (PEFT format).", valueName: "path"))
     var adapter: String?
 
+    @Option(help: ArgumentHelp("A LoRA adapter folder to merge into the base first (e.g. the SFT adapter under a DPO adapter trained with merge_adapter).", valueName: "path"))
+    var mergeAdapter: String?
+
     var sampling: SamplingParameters {
         SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
                            repetitionPenalty: repetitionPenalty, seed: seed)
