@@ -39,6 +39,9 @@ final class Interpreter {
     let globals: [String: Value]
     /// Set while evaluating a constant expression as jinja2's compiler would (see Analysis.swift).
     var compileTimeMode = false
+    /// With tracking on (non-nil), the output span of each `{% generation %}` block, in Unicode
+    /// scalars (Python `str` indices), in rendering order.
+    var generationSpans: [Range<Int>]?
 
     init(variables: [String: JinjaValue]) {
         root = Scope(parent: nil)
@@ -126,7 +129,9 @@ final class Interpreter {
         case .generation(let body):
             // AssistantTracker compiles `{% generation %}` to a call block: the body runs as a
             // caller macro, so assignments inside it stay local.
+            let start = generationSpans == nil ? 0 : out.unicodeScalars.count
             _ = try execute(body, Scope(parent: scope), into: &out)
+            if generationSpans != nil { generationSpans?.append(start..<out.unicodeScalars.count) }
         case .declareUndefined(let names):
             for name in names { scope.set(name, .undefined(.name(name))) }
         case .breakLoop:

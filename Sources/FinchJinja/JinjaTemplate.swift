@@ -77,4 +77,24 @@ public struct JinjaTemplate: Sendable {
         _ = try interpreter.execute(body, interpreter.root, into: &out)
         return out
     }
+
+    /// Renders as ``render(_:)`` and also returns where each `{% generation %}` block's output
+    /// stands in the text, as transformers' `AssistantTracker` records it for
+    /// `return_assistant_tokens_mask`: `start..<end` in Unicode scalars (Python `str` indices),
+    /// in rendering order. Blocks inside macros or set/filter blocks are measured in that inner
+    /// buffer (transformers measures them from the text rendered so far; real chat templates put
+    /// them at top level, where both agree).
+    public func renderTrackingGeneration(_ variables: [String: JinjaValue]) throws -> (text: String, generationSpans: [Range<Int>]) {
+        let interpreter = Interpreter(variables: variables)
+        interpreter.generationSpans = []
+        var out = ""
+        _ = try interpreter.execute(body, interpreter.root, into: &out)
+        return (out, interpreter.generationSpans ?? [])
+    }
+
+    /// Whether the template has `{% generation %}` markers, by TRL 1.16's test
+    /// (`has_generation_markers`: the regex `\{%-?\s*generation\s*-?%\}` on the source).
+    public static func hasGenerationMarkers(_ source: String) -> Bool {
+        source.contains(#/\{%-?\s*generation\s*-?%\}/#)
+    }
 }

@@ -52,6 +52,27 @@ public struct ChatTemplate: Sendable {
     public func render(messages: [JinjaValue], addGenerationPrompt: Bool, continueFinalMessage: Bool = false,
                        tools: [JinjaValue]? = nil, specialTokens: [String: String] = [:],
                        extra: [String: JinjaValue] = [:]) throws -> String {
+        try render(messages: messages, addGenerationPrompt: addGenerationPrompt, continueFinalMessage: continueFinalMessage,
+                   tools: tools, specialTokens: specialTokens, extra: extra, trackingGeneration: false).text
+    }
+
+    /// Renders a conversation as ``render(messages:addGenerationPrompt:continueFinalMessage:tools:specialTokens:extra:)``
+    /// and returns where the template's `{% generation %}` blocks stand in the text (transformers'
+    /// `return_assistant_tokens_mask`): `start..<end` in Unicode scalars, in order. Empty when the
+    /// template has no such block.
+    public func renderTrackingGeneration(messages: [JinjaValue], addGenerationPrompt: Bool, tools: [JinjaValue]? = nil,
+                                         specialTokens: [String: String] = [:],
+                                         extra: [String: JinjaValue] = [:]) throws -> (text: String, generationSpans: [Range<Int>]) {
+        try render(messages: messages, addGenerationPrompt: addGenerationPrompt, continueFinalMessage: false,
+                   tools: tools, specialTokens: specialTokens, extra: extra, trackingGeneration: true)
+    }
+
+    /// Whether the template marks assistant text with `{% generation %}` (TRL's `has_generation_markers`).
+    public var hasGenerationMarkers: Bool { JinjaTemplate.hasGenerationMarkers(source) }
+
+    func render(messages: [JinjaValue], addGenerationPrompt: Bool, continueFinalMessage: Bool, tools: [JinjaValue]?,
+                specialTokens: [String: String], extra: [String: JinjaValue],
+                trackingGeneration: Bool) throws -> (text: String, generationSpans: [Range<Int>]) {
         var chat = messages
         let tag = "CONTINUE_FINAL_MESSAGE_TAG "
         var finalContent: String?
@@ -72,8 +93,15 @@ public struct ChatTemplate: Sendable {
         variables["documents"] = JinjaValue.none
         variables["add_generation_prompt"] = .bool(addGenerationPrompt)
         var rendered: String
+        var spans: [Range<Int>] = []
         do {
-            rendered = try compiled.render(variables)
+            if trackingGeneration {
+                let tracked = try compiled.renderTrackingGeneration(variables)
+                rendered = tracked.text
+                spans = tracked.generationSpans
+            } else {
+                rendered = try compiled.render(variables)
+            }
         } catch let error as JinjaError {
             throw TokenizerError(origin, "chat template: \(error.description)")
         }
@@ -91,7 +119,7 @@ public struct ChatTemplate: Sendable {
                 rendered = String(head)
             }
         }
-        return rendered
+        return (rendered, spans)
     }
 }
 

@@ -1,4 +1,3 @@
-import FinchJinja
 import FinchTokenizers
 
 /// How an Intel/orca_dpo_pairs row's prompt is rendered.
@@ -124,64 +123,26 @@ public enum DPOTokenizer {
     }
 }
 
-/// Warnings grouped by kind: each is reported once with the number of pairs it concerns.
-struct WarningLog {
-    private var entries: [(key: String, message: String, first: String, count: Int)] = []
-
-    mutating func note(_ key: String, at location: String, _ message: @autoclosure () -> String) {
-        if let i = entries.firstIndex(where: { $0.key == key }) {
-            entries[i].count += 1
-        } else {
-            entries.append((key, message(), location, 1))
-        }
-    }
-
-    var lines: [String] {
-        entries.map { entry in
-            entry.first.isEmpty ? entry.message
-                : "\(entry.count) pair\(entry.count == 1 ? "" : "s") (first: \(entry.first)): \(entry.message)"
-        }
-    }
-}
-
 /// The per-example part of ``DPOTokenizer/tokenize(_:tokenizer:options:)``: rendering and
 /// tokenization before any truncation.
 struct PairPreparation {
     let tokenizer: Tokenizer
     let options: DPOTokenizationOptions
-    var warnings = WarningLog()
-    private var template: ChatTemplate?
+    var context: TokenizationContext
 
     init(tokenizer: Tokenizer, options: DPOTokenizationOptions) {
         self.tokenizer = tokenizer
         self.options = options
-        template = options.chatTemplate
+        context = TokenizationContext(tokenizer: tokenizer, chatTemplate: options.chatTemplate, unit: "pair")
     }
 
-    mutating func chatTemplate() throws -> ChatTemplate {
-        if let template { return template }
-        let made: ChatTemplate
-        do {
-            made = try ChatTemplate(tokenizer: tokenizer)
-        } catch let error as TokenizerError {
-            throw TrainingError(error.path, error.reason)
-        }
-        if made.isFallback {
-            warnings.note("fallback", at: "", "\(tokenizer.path) has no chat template: conversations are rendered with ChatML "
-                          + "(as transformers' former default template and the DPO article's chatml_format)")
-        }
-        template = made
-        return made
+    var warnings: WarningLog {
+        get { context.warnings }
+        set { context.warnings = newValue }
     }
 
     mutating func render(_ messages: [ChatMessage], addGenerationPrompt: Bool, location: String) throws -> String {
-        let values: [JinjaValue] = messages.map { .object([("role", .string($0.role)), ("content", .string($0.content))]) }
-        do {
-            return try chatTemplate().render(messages: values, addGenerationPrompt: addGenerationPrompt,
-                                             specialTokens: tokenizer.specialTokensMap)
-        } catch let error as TokenizerError {
-            throw TrainingError(location, error.description)
-        }
+        try context.render(messages, addGenerationPrompt: addGenerationPrompt, location: location)
     }
 
     mutating func tokenize(_ input: PreferenceExample) throws -> TokenizedPair {
@@ -192,9 +153,11 @@ struct PairPreparation {
         switch (example.prompt, example.chosen, example.rejected) {
         case let (.text(prompt)?, .text(chosen), .text(rejected)):
             p = tokenizer.encode(prompt)
-            pc = tokenizer.encode(prompt + appendingEOS(chosen, location: location))
-            pr = tokenizer.encode(prompt + appendingEOS(rejected, location: location))
-            removeDoubledBOS(&p, &pc, &pr, location: location)
+            pc = tokenizer.encode(prompt + context.appendingEOS(chosen, location: location, what: "a completion"))
+            pr = tokenizer.encode(prompt + context.appendingEOS(rejected, location: location, what: "a completion"))
+            var sequences = [p, pc, pr]
+            context.removeDoubledBOS(&sequences, location: location, what: "the prompt text")
+            (p, pc, pr) = (sequences[0], sequences[1], sequences[2])
         case let (.messages(prompt)?, .messages(chosen), .messages(rejected)):
             p = tokenizer.encode(try render(prompt, addGenerationPrompt: true, location: location), addSpecialTokens: false)
             pc = tokenizer.encode(try render(prompt + chosen, addGenerationPrompt: false, location: location), addSpecialTokens: false)
@@ -202,61 +165,15 @@ struct PairPreparation {
         default:
             throw TrainingError(location, "prompt, chosen and rejected must all be strings or all be message lists")
         }
-        let split = min(Self.commonPrefixLength(p, pc), Self.commonPrefixLength(p, pr))
-        if split < p.count {
-            let tail = tokenizer.decode(Array(p[split...]))
-            warnings.note("boundary", at: location, "the tokenized prompt is not a prefix of the tokenized prompt+completion "
-                          + "(its end \(tail.debugDescription) merges with the completion or renders differently alone); as TRL 1.16, the "
-                          + "completion starts where they diverge and that end of the prompt is left out")
-        }
+        let split = min(TokenizationContext.commonPrefixLength(p, pc), TokenizationContext.commonPrefixLength(p, pr))
+        if split < p.count { context.noteBoundary(Array(p[split...]), location: location) }
         var pair = TokenizedPair(prompt: Array(p[..<split]), chosen: Array(pc[split...]), rejected: Array(pr[split...]), location: location)
-        removeDoubledEOS(&pair.chosen, location: location)
-        removeDoubledEOS(&pair.rejected, location: location)
+        context.removeDoubledEOS(&pair.chosen, location: location, what: "a completion")
+        context.removeDoubledEOS(&pair.rejected, location: location, what: "a completion")
         for (name, ids) in [("chosen", pair.chosen), ("rejected", pair.rejected)] where ids.isEmpty {
             throw TrainingError(location, "\(name): no tokens after the prompt (the completion merged into the prompt's tokens)")
         }
         return pair
-    }
-
-    /// TRL's `add_eos`: the EOS string is appended unless the text already ends with it. Finch also
-    /// leaves alone a text that ends with EOS followed by whitespace ("…<|im_end|>\n"), where TRL
-    /// would add a second EOS.
-    mutating func appendingEOS(_ text: String, location: String) -> String {
-        guard let eos = tokenizer.eosToken, !eos.isEmpty else {
-            warnings.note("no-eos", at: location, "the tokenizer names no EOS token: completions are not terminated")
-            return text
-        }
-        if text.utf8.reversed().starts(with: eos.utf8.reversed()) { return text }
-        var trimmed = Substring(text)
-        while let last = trimmed.unicodeScalars.last, last.properties.isWhitespace { trimmed.unicodeScalars.removeLast() }
-        if trimmed.utf8.count < text.utf8.count, trimmed.utf8.reversed().starts(with: eos.utf8.reversed()) {
-            warnings.note("eos-whitespace", at: location, "a completion already ends with the EOS string \(eos.debugDescription) followed by "
-                          + "whitespace: no EOS appended (TRL 1.16 appends a second one)")
-            return text
-        }
-        return text + eos
-    }
-
-    /// The tokenizer adds BOS and the prompt text starts with the BOS string: keep one BOS.
-    mutating func removeDoubledBOS(_ p: inout [Int], _ pc: inout [Int], _ pr: inout [Int], location: String) {
-        let prefix = tokenizer.addedPrefixIDs
-        guard !prefix.isEmpty, p.starts(with: prefix + prefix) else { return }
-        warnings.note("bos", at: location, "the prompt text starts with the BOS string and the tokenizer adds BOS too: "
-                      + "one BOS kept (TRL 1.16 keeps both)")
-        p.removeFirst(prefix.count)
-        if pc.starts(with: prefix + prefix) { pc.removeFirst(prefix.count) }
-        if pr.starts(with: prefix + prefix) { pr.removeFirst(prefix.count) }
-    }
-
-    /// A completion ending in two EOS ids (text EOS plus one a post-processor adds): keep one.
-    mutating func removeDoubledEOS(_ ids: inout [Int], location: String) {
-        guard let eos = tokenizer.eosTokenID, ids.count >= 2, ids[ids.count - 1] == eos, ids[ids.count - 2] == eos else { return }
-        warnings.note("eos-ids", at: location, "a completion ends with two EOS tokens: one kept")
-        ids.removeLast()
-    }
-
-    static func commonPrefixLength(_ a: [Int], _ b: [Int]) -> Int {
-        zip(a, b).prefix { $0 == $1 }.count
     }
 
     /// An orca row as the standard row the article's `chatml_format` makes of it.

@@ -82,6 +82,57 @@ enum PreferenceFileReader {
 
     static let utf8Advice = "not valid UTF-8 (re-encode the file as UTF-8)"
 
+    /// The rows of a dataset file, read by the reader its extension names. A `.json` file that
+    /// is really JSON Lines is read as such (the returned format says so); a single JSON object
+    /// holding any of `rowKeys` is one row.
+    static func read(path: String, rowKeys: [String]) throws -> (format: PreferenceFileFormat, rows: [RawRow]) {
+        let format = try PreferenceFileFormat(path: path)
+        guard FileManager.default.fileExists(atPath: path) else { throw TrainingError(path, "no such file") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError(path, "cannot read the file") }
+        let bytes = [UInt8](data)
+        switch format {
+        case .jsonl:
+            return (format, jsonLines(bytes, path: path))
+        case .json:
+            if let parsed = try json(bytes, path: path, rowKeys: rowKeys) { return (format, parsed) }
+            return (.jsonl, jsonLines(bytes, path: path))
+        case .csv:
+            return (format, try delimited(bytes, path: path, delimiter: UInt8(ascii: ",")))
+        case .tsv:
+            return (format, try delimited(bytes, path: path, delimiter: UInt8(ascii: "\t")))
+        }
+    }
+
+    /// The examples `make` builds from the valid rows, in order. An invalid row, or one `make`
+    /// rejects with a ``TrainingError``, throws — or, with `skipInvalid`, is listed in `skipped`
+    /// as (location, reason) and left out.
+    static func examples<Example>(of rows: [RawRow], skipInvalid: Bool, skipped: inout [(location: String, reason: String)],
+                                  make: ([(String, JSONValue)], String) throws -> Example) throws -> [Example] {
+        var examples: [Example] = []
+        for row in rows {
+            do {
+                switch row {
+                case let .invalid(location, reason):
+                    throw TrainingError(location, reason)
+                case let .fields(location, fields):
+                    examples.append(try make(fields, location))
+                }
+            } catch let error as TrainingError where skipInvalid {
+                skipped.append((error.subject, error.reason))
+            }
+        }
+        return examples
+    }
+
+    /// Throws when no row became an example, saying why (no rows, or the first invalid one).
+    static func requireExamples(_ count: Int, rows: Int, skipped: [(location: String, reason: String)], path: String,
+                                noun: String) throws {
+        guard count == 0 else { return }
+        let why = rows == 0 ? "the file holds no rows"
+            : "none of its \(rows) rows is valid (\(skipped.first.map { "first: \($0.location): \($0.reason)" } ?? ""))"
+        throw TrainingError(path, "no \(noun): \(why)")
+    }
+
     // MARK: JSON Lines
 
     static func jsonLines(_ bytes: [UInt8], path: String) -> [RawRow] {
@@ -115,7 +166,7 @@ enum PreferenceFileReader {
 
     static func objectRow(_ value: JSONValue, location: String, valid: Bool) -> RawRow {
         guard case .object(let fields) = value else {
-            return .invalid(location: location, reason: "expected a JSON object (one row of prompt/chosen/rejected), found \(describe(value))")
+            return .invalid(location: location, reason: "expected a JSON object (one row of the dataset), found \(describe(value))")
         }
         if !valid {
             let field = fieldWithInvalidUTF8(fields)
@@ -140,8 +191,8 @@ enum PreferenceFileReader {
     /// Rows of a JSON document: an array of objects, or an object with exactly one array member.
     /// Each row's location is the line its object starts on. Returns nil for JSON Lines in a .json
     /// file: a document that does not parse but whose first line is a JSON object, or a single
-    /// object that is a row (it has `rowKey`, the chosen column).
-    static func json(_ bytes: [UInt8], path: String, rowKey: String) throws -> [RawRow]? {
+    /// object that is a row (it has one of `rowKeys`, e.g. the chosen column).
+    static func json(_ bytes: [UInt8], path: String, rowKeys: [String]) throws -> [RawRow]? {
         let (text, valid) = decode(bytes[...])
         let document: JSONValue
         do {
@@ -158,7 +209,7 @@ enum PreferenceFileReader {
         switch document {
         case .array(let array):
             items = array
-        case .object(let members) where members.contains(where: { $0.0 == rowKey }):
+        case .object(let members) where members.contains(where: { rowKeys.contains($0.0) }):
             // A single row (JSON Lines with one line, in a .json file).
             return nil
         case .object(let members):

@@ -17,33 +17,14 @@ public struct PreferenceColumns: Sendable, Equatable {
     /// Columns renamed by `mapping` (role → file column); roles are `prompt`, `chosen`, `rejected`,
     /// `system` and `question`, any other key is an error.
     public init(mapping: [String: String]) throws {
-        for (role, column) in mapping.sorted(by: { $0.key < $1.key }) {
-            guard !column.isEmpty else { throw TrainingError("columns", "\(role)= needs a column name") }
-            switch role {
-            case "prompt": prompt = column
-            case "chosen": chosen = column
-            case "rejected": rejected = column
-            case "system": system = column
-            case "question": question = column
-            default:
-                throw TrainingError("columns", "unknown role \"\(role)\": use prompt, chosen, rejected, system or question (e.g. prompt=question,chosen=best)")
-            }
-        }
+        try applyColumnMapping(mapping, to: &self, example: "prompt=question,chosen=best", roles: [
+            ("prompt", \.prompt), ("chosen", \.chosen), ("rejected", \.rejected), ("system", \.system), ("question", \.question),
+        ])
     }
 
     /// Parses `prompt=question,chosen=best` (the `--columns` flag).
     public init(parsing spec: String) throws {
-        var mapping: [String: String] = [:]
-        for item in spec.split(separator: ",", omittingEmptySubsequences: true) {
-            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2 else {
-                throw TrainingError("columns", "\"\(item)\" is not role=column (e.g. prompt=question,chosen=best)")
-            }
-            let role = parts[0].trimmingCharacters(in: .whitespaces)
-            guard mapping[role] == nil else { throw TrainingError("columns", "\(role) is mapped twice") }
-            mapping[role] = parts[1].trimmingCharacters(in: .whitespaces)
-        }
-        try self.init(mapping: mapping)
+        try self.init(mapping: try columnMapping(parsing: spec))
     }
 }
 
@@ -83,14 +64,20 @@ public struct DataLoadReport: Sendable {
     public var description: String {
         var lines = ["\(path): \(rows) rows (\(format.rawValue), \(schema.rawValue)), \(examples) pairs, \(skipped.count) skipped, "
                      + "\(identicalPairs.count) with identical chosen and rejected"]
-        for (location, reason) in skipped.prefix(5) { lines.append("  skipped \(location): \(reason)") }
-        if skipped.count > 5 { lines.append("  … and \(skipped.count - 5) more skipped") }
+        lines += Self.skippedLines(skipped)
         if !identicalPairs.isEmpty {
             let shown = identicalPairs.prefix(5).joined(separator: ", ")
             lines.append("  identical chosen and rejected: \(shown)\(identicalPairs.count > 5 ? ", …" : "")")
         }
         if !ignoredColumns.isEmpty { lines.append("  ignored columns: \(ignoredColumns.joined(separator: ", "))") }
         return lines.joined(separator: "\n")
+    }
+
+    /// The first five skipped rows with their reasons, and how many more.
+    static func skippedLines(_ skipped: [(location: String, reason: String)]) -> [String] {
+        var lines = skipped.prefix(5).map { "  skipped \($0.location): \($0.reason)" }
+        if skipped.count > 5 { lines.append("  … and \(skipped.count - 5) more skipped") }
+        return lines
     }
 }
 
@@ -111,49 +98,19 @@ public enum PreferenceDataset {
     ///   `skipInvalid`), or a dataset with no valid rows.
     public static func load(path: String, columns: PreferenceColumns = .init(),
                             skipInvalid: Bool = false) throws -> (examples: [PreferenceExample], report: DataLoadReport) {
-        var format = try PreferenceFileFormat(path: path)
-        guard FileManager.default.fileExists(atPath: path) else { throw TrainingError(path, "no such file") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError(path, "cannot read the file") }
-        let bytes = [UInt8](data)
-        let rows: [RawRow]
-        switch format {
-        case .jsonl:
-            rows = PreferenceFileReader.jsonLines(bytes, path: path)
-        case .json:
-            if let parsed = try PreferenceFileReader.json(bytes, path: path, rowKey: columns.chosen) {
-                rows = parsed
-            } else {
-                rows = PreferenceFileReader.jsonLines(bytes, path: path)
-                format = .jsonl
-            }
-        case .csv:
-            rows = try PreferenceFileReader.delimited(bytes, path: path, delimiter: UInt8(ascii: ","))
-        case .tsv:
-            rows = try PreferenceFileReader.delimited(bytes, path: path, delimiter: UInt8(ascii: "\t"))
-        }
+        let (format, rows) = try PreferenceFileReader.read(path: path, rowKeys: [columns.chosen])
         var builder = ExampleBuilder(columns: columns)
         var report = DataLoadReport(path: path, format: format, schema: .standard, rows: rows.count)
-        var examples: [PreferenceExample] = []
-        for row in rows {
-            do {
-                switch row {
-                case let .invalid(location, reason):
-                    throw TrainingError(location, reason)
-                case let .fields(location, fields):
-                    let example = try builder.example(fields, location: location)
-                    if example.hasIdenticalCompletions { report.identicalPairs.append(location) }
-                    examples.append(example)
-                }
-            } catch let error as TrainingError where skipInvalid {
-                report.skipped.append((error.subject, error.reason))
-            }
+        var identical: [String] = []
+        let examples = try PreferenceFileReader.examples(of: rows, skipInvalid: skipInvalid, skipped: &report.skipped) { fields, location in
+            let example = try builder.example(fields, location: location)
+            if example.hasIdenticalCompletions { identical.append(location) }
+            return example
         }
+        report.identicalPairs = identical
         report.schema = builder.schema ?? .standard
         report.ignoredColumns = builder.ignoredColumns
-        guard !examples.isEmpty else {
-            let why = rows.isEmpty ? "the file holds no rows" : "none of its \(rows.count) rows is valid (\(report.skipped.first.map { "first: \($0.location): \($0.reason)" } ?? ""))"
-            throw TrainingError(path, "no preference pairs: \(why)")
-        }
+        try PreferenceFileReader.requireExamples(examples.count, rows: rows.count, skipped: report.skipped, path: path, noun: "preference pairs")
         return (examples, report)
     }
 
@@ -162,22 +119,29 @@ public enum PreferenceDataset {
     /// split keeps the file order. `evalFraction ≤ 0` puts everything in train.
     public static func split(_ examples: [PreferenceExample], evalFraction: Double,
                              seed: UInt64) -> (train: [PreferenceExample], eval: [PreferenceExample]) {
-        let n = examples.count
-        guard evalFraction > 0, n > 1 else { return (examples, []) }
-        let evalCount = min(Int((evalFraction * Double(n)).rounded(.up)), n - 1)
-        var order = Array(0..<n)
-        var random = SplitMix64(seed: seed)
-        for i in stride(from: n - 1, to: 0, by: -1) {
-            let j = Int(random.next().multipliedFullWidth(by: UInt64(i + 1)).high)
-            order.swapAt(i, j)
-        }
-        let evalIndices = Set(order.prefix(evalCount))
-        var train: [PreferenceExample] = [], eval: [PreferenceExample] = []
-        for (i, example) in examples.enumerated() {
-            if evalIndices.contains(i) { eval.append(example) } else { train.append(example) }
-        }
-        return (train, eval)
+        seededSplit(examples, evalFraction: evalFraction, seed: seed)
     }
+}
+
+/// Splits items into train and eval: `ceil(evalFraction · n)` items drawn by a seeded shuffle
+/// (SplitMix64, Fisher–Yates) go to eval, at least one stays in train, and each split keeps the
+/// input order. `evalFraction ≤ 0` puts everything in train.
+func seededSplit<Item>(_ items: [Item], evalFraction: Double, seed: UInt64) -> (train: [Item], eval: [Item]) {
+    let n = items.count
+    guard evalFraction > 0, n > 1 else { return (items, []) }
+    let evalCount = min(Int((evalFraction * Double(n)).rounded(.up)), n - 1)
+    var order = Array(0..<n)
+    var random = SplitMix64(seed: seed)
+    for i in stride(from: n - 1, to: 0, by: -1) {
+        let j = Int(random.next().multipliedFullWidth(by: UInt64(i + 1)).high)
+        order.swapAt(i, j)
+    }
+    let evalIndices = Set(order.prefix(evalCount))
+    var train: [Item] = [], eval: [Item] = []
+    for (i, item) in items.enumerated() {
+        if evalIndices.contains(i) { eval.append(item) } else { train.append(item) }
+    }
+    return (train, eval)
 }
 
 /// Turns raw rows into examples, holding the schema the first row decided.
@@ -269,26 +233,66 @@ struct ExampleBuilder {
         case .string(let s):
             return .text(s)
         case .array(let items):
-            var messages: [ChatMessage] = []
-            for (i, item) in items.enumerated() {
-                guard case .object = item else {
-                    throw fail("\(field)[\(i)]", "expected a {role, content} message, found \(PreferenceFileReader.describe(item))")
-                }
-                var parts: [String] = []
-                for key in ["role", "content"] {
-                    guard let part = item[key] else { throw fail("\(field)[\(i)].\(key)", "missing") }
-                    guard case .string(let s) = part else {
-                        throw fail("\(field)[\(i)].\(key)", "expected a string, found \(PreferenceFileReader.describe(part))")
-                    }
-                    parts.append(s)
-                }
-                messages.append(ChatMessage(role: parts[0], content: parts[1]))
-            }
-            return .messages(messages)
+            return .messages(try ChatMessage.list(items, field: field, location: location))
         case .null:
             throw fail(field, "null: expected a string or a list of {role, content} messages")
         default:
             throw fail(field, "expected a string or a list of {role, content} messages, found \(PreferenceFileReader.describe(value))")
         }
+    }
+}
+
+/// Sets the columns `mapping` names (role → file column) through `roles`; an empty column or a
+/// role `roles` lacks is an error (`example` shows a valid mapping).
+func applyColumnMapping<Columns>(_ mapping: [String: String], to columns: inout Columns, example: String,
+                                 roles: [(String, WritableKeyPath<Columns, String>)]) throws {
+    for (role, column) in mapping.sorted(by: { $0.key < $1.key }) {
+        guard !column.isEmpty else { throw TrainingError("columns", "\(role)= needs a column name") }
+        guard let path = roles.first(where: { $0.0 == role })?.1 else {
+            let names = roles.map(\.0)
+            throw TrainingError("columns", "unknown role \"\(role)\": use \(names.dropLast().joined(separator: ", ")) or \(names.last ?? "") (e.g. \(example))")
+        }
+        columns[keyPath: path] = column
+    }
+}
+
+/// Parses `role=column,role=column` (the `--columns` flag of `finch dpo` and `finch sft`).
+func columnMapping(parsing spec: String) throws -> [String: String] {
+    var mapping: [String: String] = [:]
+    for item in spec.split(separator: ",", omittingEmptySubsequences: true) {
+        let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else {
+            throw TrainingError("columns", "\"\(item)\" is not role=column (e.g. prompt=question,chosen=best)")
+        }
+        let role = parts[0].trimmingCharacters(in: .whitespaces)
+        guard mapping[role] == nil else { throw TrainingError("columns", "\(role) is mapped twice") }
+        mapping[role] = parts[1].trimmingCharacters(in: .whitespaces)
+    }
+    return mapping
+}
+
+extension ChatMessage {
+    /// The messages of a JSON array of `{role, content}` objects (string values; other keys are
+    /// ignored). With `shareGPT`, `{from, value}` is accepted too and wins over role/content, as
+    /// TRL's `maybe_convert_to_chatml` renames them. `field` names the array in errors.
+    static func list(_ items: [JSONValue], field: String, location: String, shareGPT: Bool = false) throws -> [ChatMessage] {
+        func fail(_ field: String, _ problem: String) -> TrainingError { TrainingError(location, "\(field): \(problem)") }
+        var messages: [ChatMessage] = []
+        for (i, item) in items.enumerated() {
+            guard case .object = item else {
+                throw fail("\(field)[\(i)]", "expected a {role, content} message, found \(PreferenceFileReader.describe(item))")
+            }
+            var parts: [String] = []
+            for (key, alias) in [("role", "from"), ("content", "value")] {
+                let name = shareGPT && item[alias] != nil ? alias : key
+                guard let part = item[name] else { throw fail("\(field)[\(i)].\(key)", "missing") }
+                guard case .string(let s) = part else {
+                    throw fail("\(field)[\(i)].\(name)", "expected a string, found \(PreferenceFileReader.describe(part))")
+                }
+                parts.append(s)
+            }
+            messages.append(ChatMessage(role: parts[0], content: parts[1]))
+        }
+        return messages
     }
 }

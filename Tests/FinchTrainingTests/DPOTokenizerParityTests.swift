@@ -72,8 +72,8 @@ final class DPOTokenizerParityTests: XCTestCase {
                 switch (prepared.prompt, prepared.chosen, prepared.rejected) {
                 case let (.text(prompt)?, .text(chosen), .text(rejected)):
                     XCTAssertEqual(Array(prompt.unicodeScalars), Array(try XCTUnwrap(row["prompt"]).string().unicodeScalars), what)
-                    let eosChosen = preparation.appendingEOS(chosen, location: example.location)
-                    let eosRejected = preparation.appendingEOS(rejected, location: example.location)
+                    let eosChosen = preparation.context.appendingEOS(chosen, location: example.location, what: "a completion")
+                    let eosRejected = preparation.context.appendingEOS(rejected, location: example.location, what: "a completion")
                     XCTAssertEqual(Array(eosChosen.unicodeScalars), Array(try XCTUnwrap(row["chosen"]).string().unicodeScalars), what)
                     XCTAssertEqual(Array(eosRejected.unicodeScalars), Array(try XCTUnwrap(row["rejected"]).string().unicodeScalars), what)
                 case let (.messages(prompt)?, .messages(chosen), .messages(rejected)):
