@@ -101,7 +101,7 @@ public struct DPORunConfiguration: Sendable {
     }
 
     static let dpoOnlyKeys: Set<String> = ["beta", "loss_type", "loss_weights", "label_smoothing", "rpo_alpha", "precompute_ref_log_probs",
-                                           "max_prompt_length", "max_completion_length", "truncation_mode", "orca_rendering"]
+                                           "max_prompt_length", "max_completion_length", "orca_rendering"]
     static let sftOnlyKeys: Set<String> = ["packing", "completion_only_loss", "assistant_only_loss", "dataset_text_field", "packing_strategy"]
 
     /// Keys `set(_:_:origin:)` accepts besides TrainingArguments' own.

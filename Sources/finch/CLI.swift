@@ -80,6 +80,12 @@ enum CLI {
         } catch let error as QuantizationError {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
+        } catch let error as CocoaError {
+            // File-system errors from Foundation (an output folder that is a file, no permission …).
+            let path = (error.userInfo[NSFilePathErrorKey] as? String) ?? error.errorUserInfo[NSFilePathErrorKey] as? String ?? "file"
+            let reason = (error.userInfo[NSUnderlyingErrorKey] as? NSError)?.localizedDescription ?? error.localizedDescription
+            FileHandle.standardError.write(Data("error: \(path): \(reason)\n".utf8))
+            throw ExitCode.failure
         }
     }
 }
