@@ -352,3 +352,66 @@ final class DPOCommandTests: XCTestCase, FinchCLIRunning {
         XCTAssertEqual(metrics.count, steps, "one line per step, none doubled by the resume")
     }
 }
+
+/// `finch sft` end to end on the tiny Llama of the DPO fixtures, and the two-stage pipeline
+/// through the CLI: SFT, then DPO on the SFT adapter (`ref_adapter`) and on the merged SFT base
+/// (`merge_adapter`), then generation with the results.
+final class SFTCommandTests: XCTestCase, FinchCLIRunning {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("FinchTrainingTests/Fixtures").path
+    static let model = fixtures + "/dpo/tiny_llama_dpo"
+
+    func sft(_ output: String, data: String = "sft/sft_prompt_completion.jsonl", extra: [String] = []) throws -> CLIResult {
+        try finch(["sft", Self.model, "--dataset", Self.fixtures + "/" + data, "--quantization", "none", "--max_steps", "4",
+                   "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2", "--max_length", "48",
+                   "--lora_r", "4", "--lora_alpha", "8", "--lora_dropout", "0", "--lora_target_modules", "all-linear",
+                   "--learning_rate", "5e-3", "--logging_steps", "1", "--threads", "1", "--output_dir", output] + extra)
+    }
+
+    func testSFTRunFolderPackingAndErrors() throws {
+        let dir = try temporaryDirectory()
+        let r = try sft(dir + "/run")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 4)
+        let first = try JSONValue.parse(String(lines[0]), path: "metrics")
+        for key in ["loss", "grad_norm", "learning_rate", "mean_token_accuracy", "num_tokens", "tokens_per_second"] {
+            XCTAssertNotNil(first[key]?.doubleValue, key)
+        }
+        XCTAssertTrue(r.stderr.contains("loss on completion only"), r.stderr)
+        let packed = try sft(dir + "/packed", data: "sft/sft_text.jsonl", extra: ["--packing", "true", "--max_length", "64"])
+        XCTAssertEqual(packed.status, 0, packed.stderr)
+        XCTAssertTrue(packed.stderr.contains("packing: 14 sequences into"), packed.stderr)
+        let bad = try sft(dir + "/bad", extra: ["--beta", "0.1"])
+        XCTAssertEqual(bad.stderr, "error: beta: applies to finch dpo, not finch sft (--beta)\n")
+        let data = dir + "/bad.jsonl"
+        try "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\", \"completion\": 3}\n".write(toFile: data, atomically: true, encoding: .utf8)
+        let typed = try finch(["sft", Self.model, "--dataset", data, "--output_dir", dir + "/x"])
+        XCTAssertTrue(typed.stderr.hasPrefix("error: \(data):2:") && typed.stderr.contains("completion"), typed.stderr)
+        let skipped = try finch(["sft", Self.model, "--dataset", data, "--skip-invalid", "--max_steps", "1", "--quantization", "none",
+                                 "--output_dir", dir + "/y"])
+        XCTAssertEqual(skipped.status, 0, skipped.stderr)
+        XCTAssertTrue(skipped.stderr.contains("1 skipped"), skipped.stderr)
+    }
+
+    func testTwoStagePipeline() throws {
+        let dir = try temporaryDirectory()
+        XCTAssertEqual(try sft(dir + "/sft").status, 0)
+        let dpo = ["dpo", Self.model, "--dataset", Self.fixtures + "/dpo/dpo_data.jsonl", "--quantization", "none", "--max_steps", "3",
+                   "--per_device_train_batch_size", "2", "--max_length", "48", "--learning_rate", "5e-3", "--threads", "1",
+                   "--lora_r", "4", "--lora_alpha", "8", "--lora_target_modules", "all-linear", "--logging_steps", "1"]
+        let onAdapter = try finch(dpo + ["--ref_adapter", dir + "/sft", "--output_dir", dir + "/dpo"])
+        XCTAssertEqual(onAdapter.status, 0, onAdapter.stderr)
+        XCTAssertTrue(onAdapter.stderr.contains("the policy starts as a copy of it"), onAdapter.stderr)
+        // The policy starts equal to its frozen reference: step 1 is ln 2 although the adapter is not fresh.
+        let first = try JSONValue.parse(String(try String(contentsOfFile: dir + "/dpo/metrics.jsonl", encoding: .utf8).split(separator: "\n")[0]), path: "m")
+        XCTAssertEqual(try XCTUnwrap(first["loss"]?.doubleValue), 0.6931471805599453, accuracy: 1e-7)
+        let merged = try finch(dpo + ["--merge_adapter", dir + "/sft", "--output_dir", dir + "/merged"])
+        XCTAssertEqual(merged.status, 0, merged.stderr)
+        XCTAssertTrue(merged.stderr.contains("merged the adapter"), merged.stderr)
+        for (label, arguments) in [("2a", ["--adapter", dir + "/dpo"]), ("2b", ["--merge-adapter", dir + "/sft", "--adapter", dir + "/merged"])] {
+            let r = try finch(["generate", "--model", Self.model, "--prompt", "Hello", "--max-new-tokens", "3", "--ignore-eos"] + arguments)
+            XCTAssertEqual(r.status, 0, "\(label): \(r.stderr)")
+        }
+    }
+}
