@@ -62,30 +62,27 @@ enum CLI {
     static func run(_ body: () throws -> Void) throws {
         do {
             try body()
-        } catch let error as FormatError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+        } catch {
+            guard let line = oneLine(error) else { throw error }
+            FileHandle.standardError.write(Data("error: \(line)\n".utf8))
             throw ExitCode.failure
-        } catch let error as ModelError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode.failure
-        } catch let error as GenerationError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode.failure
-        } catch let error as TokenizerError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode.failure
-        } catch let error as TrainingError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode.failure
-        } catch let error as QuantizationError {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode.failure
-        } catch let error as CocoaError {
+        }
+    }
+
+    /// The one-line message of an error Finch reports itself; nil for others (ArgumentParser's).
+    static func oneLine(_ error: any Error) -> String? {
+        switch error {
+        case let e as FormatError: e.description
+        case let e as ModelError: e.description
+        case let e as GenerationError: e.description
+        case let e as TokenizerError: e.description
+        case let e as TrainingError: e.description
+        case let e as QuantizationError: "\(e)"
+        case let e as CocoaError:
             // File-system errors from Foundation (an output folder that is a file, no permission …).
-            let path = (error.userInfo[NSFilePathErrorKey] as? String) ?? error.errorUserInfo[NSFilePathErrorKey] as? String ?? "file"
-            let reason = (error.userInfo[NSUnderlyingErrorKey] as? NSError)?.localizedDescription ?? error.localizedDescription
-            FileHandle.standardError.write(Data("error: \(path): \(reason)\n".utf8))
-            throw ExitCode.failure
+            "\((e.userInfo[NSFilePathErrorKey] as? String) ?? "file"): "
+                + ((e.userInfo[NSUnderlyingErrorKey] as? NSError)?.localizedDescription ?? e.localizedDescription)
+        default: nil
         }
     }
 }

@@ -61,15 +61,7 @@ final class DPOTrainerParityTests: XCTestCase {
             ref.parameters.values.update(from: policy.parameters.values, count: policy.parameters.count)
             reference = .adapter(ref)
         }
-        var arguments = TrainingArguments()
-        arguments.learningRate = try XCTUnwrap(c["learning_rate"]?.doubleValue)
-        arguments.lrSchedulerType = try XCTUnwrap(LearningRateSchedulerType(rawValue: try XCTUnwrap(c["lr_scheduler_type"]?.stringValue)))
-        arguments.warmupSteps = try XCTUnwrap(c["warmup_steps"]?.doubleValue)
-        arguments.maxGradNorm = try XCTUnwrap(c["max_grad_norm"]?.doubleValue)
-        arguments.maxSteps = try XCTUnwrap(c["max_steps"]?.intValue)
-        arguments.perDeviceTrainBatchSize = try XCTUnwrap(c["per_device_train_batch_size"]?.intValue)
-        arguments.gradientAccumulationSteps = try XCTUnwrap(c["gradient_accumulation_steps"]?.intValue)
-        arguments.loggingSteps = try XCTUnwrap(c["logging_steps"]?.doubleValue)
+        let arguments = try trlArguments(c)
         let types = try XCTUnwrap(c["loss_type"]?.arrayValue).compactMap { $0.stringValue.flatMap(DPOLossType.init(rawValue:)) }
         let loss = try DPOLossConfiguration(types: types, weights: c["loss_weights"]?.arrayValue?.compactMap(\.doubleValue),
                                             beta: try XCTUnwrap(c["beta"]?.doubleValue), labelSmoothing: c["label_smoothing"]?.doubleValue ?? 0)

@@ -84,3 +84,18 @@ func assertTrainingError<T>(_ body: @autoclosure () throws -> T, subject: String
         XCTFail("expected TrainingError, got \(error)", file: file, line: line)
     }
 }
+
+/// The Trainer settings a TRL fixture run resolved (`resolved` in make_dpo_fixtures.py and
+/// make_sft_fixtures.py), logging every step.
+func trlArguments(_ c: JSONValue) throws -> TrainingArguments {
+    var arguments = TrainingArguments()
+    arguments.learningRate = try XCTUnwrap(c["learning_rate"]?.doubleValue)
+    arguments.lrSchedulerType = try XCTUnwrap(LearningRateSchedulerType(rawValue: try XCTUnwrap(c["lr_scheduler_type"]?.stringValue)))
+    arguments.warmupSteps = try XCTUnwrap(c["warmup_steps"]?.doubleValue)
+    arguments.maxGradNorm = try XCTUnwrap(c["max_grad_norm"]?.doubleValue)
+    arguments.maxSteps = try XCTUnwrap(c["max_steps"]?.intValue)
+    arguments.perDeviceTrainBatchSize = try XCTUnwrap(c["per_device_train_batch_size"]?.intValue)
+    arguments.gradientAccumulationSteps = try XCTUnwrap(c["gradient_accumulation_steps"]?.intValue)
+    arguments.loggingSteps = 1
+    return arguments
+}

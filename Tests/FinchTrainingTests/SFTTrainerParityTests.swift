@@ -47,15 +47,7 @@ final class SFTTrainerParityTests: XCTestCase {
         let evalRows: [[SFTTrainingSequence]] = (json["eval_examples"]?.arrayValue ?? []).filter { $0["dropped"]?.boolValue != true }
             .sorted { ($0["prepared_index"]?.intValue ?? 0) < ($1["prepared_index"]?.intValue ?? 0) }
             .map { e in [SFTTrainingSequence(inputIDs: Array(ids(e, "input_ids").prefix(maxLength)), labels: Array(ids(e, "labels").prefix(maxLength)))] }
-        var arguments = TrainingArguments()
-        arguments.learningRate = try XCTUnwrap(c["learning_rate"]?.doubleValue)
-        arguments.lrSchedulerType = try XCTUnwrap(LearningRateSchedulerType(rawValue: try XCTUnwrap(c["lr_scheduler_type"]?.stringValue)))
-        arguments.warmupSteps = try XCTUnwrap(c["warmup_steps"]?.doubleValue)
-        arguments.maxGradNorm = try XCTUnwrap(c["max_grad_norm"]?.doubleValue)
-        arguments.maxSteps = try XCTUnwrap(c["max_steps"]?.intValue)
-        arguments.perDeviceTrainBatchSize = try XCTUnwrap(c["per_device_train_batch_size"]?.intValue)
-        arguments.gradientAccumulationSteps = try XCTUnwrap(c["gradient_accumulation_steps"]?.intValue)
-        arguments.loggingSteps = 1
+        let arguments = try trlArguments(c)
         var trainerConfiguration = SFTTrainerConfiguration(arguments: arguments)
         trainerConfiguration.gradientCheckpointing = false
         trainerConfiguration.evalSteps = c["eval_strategy"]?.stringValue == "steps" ? (c["eval_steps"]?.intValue ?? 0) : 0
