@@ -9,7 +9,7 @@ extension LoRAAdapter {
         case .names(let names): targets = .names(names)
         case .regex(let regex): targets = .regex(regex)
         case .allLinear, .architectureDefault:
-            targets = .names(Set(moduleNames.map { String($0.split(separator: ".").last!) }).sorted())
+            targets = .names(Set(moduleNames.map { name in name.split(separator: ".").last.map(String.init) ?? name }).sorted())
         }
         return PEFTAdapterFolder.Config(r: configuration.r, loraAlpha: configuration.loraAlpha, loraDropout: configuration.loraDropout,
                                         targetModules: targets, useRSLoRA: configuration.useRSLoRA, baseModelNameOrPath: baseModel)

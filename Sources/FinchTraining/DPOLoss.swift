@@ -20,6 +20,16 @@ public struct DPOLossConfiguration: Sendable, Equatable {
     /// Finch applies cDPO's `−(1−ε)·log σ(βΔ) − ε·log σ(−βΔ)`, as TRL ≤ 0.28 did.
     public var labelSmoothing: Double
 
+    /// TRL's defaults: `sigmoid`, weight 1, β 0.1, no label smoothing.
+    public static let trlDefault = DPOLossConfiguration(checked: [.sigmoid], weights: [1], beta: 0.1, labelSmoothing: 0)
+
+    private init(checked types: [DPOLossType], weights: [Double], beta: Double, labelSmoothing: Double) {
+        self.types = types
+        self.weights = weights
+        self.beta = beta
+        self.labelSmoothing = labelSmoothing
+    }
+
     public init(types: [DPOLossType] = [.sigmoid], weights: [Double]? = nil, beta: Double = 0.1, labelSmoothing: Double = 0) throws {
         guard !types.isEmpty else { throw TrainingError("loss_type", "at least one loss is needed") }
         let weights = weights ?? Array(repeating: 1, count: types.count)
@@ -33,10 +43,7 @@ public struct DPOLossConfiguration: Sendable, Equatable {
         if types.contains(.exoPair), labelSmoothing == 0 {
             throw TrainingError("loss_type", "exo_pair needs label_smoothing > 0 (its loss has log ε), as TRL requires")
         }
-        self.types = types
-        self.weights = weights
-        self.beta = beta
-        self.labelSmoothing = labelSmoothing
+        self.init(checked: types, weights: weights, beta: beta, labelSmoothing: labelSmoothing)
     }
 
     /// `rpo_alpha` (TRL ≤ 0.28): the same as adding `sft` with weight α.

@@ -96,7 +96,7 @@ public struct DPORunConfiguration: Sendable {
 
     public init(command: Command = .dpo) {
         self.command = command
-        loss = try! DPOLossConfiguration()
+        loss = .trlDefault
         if command == .sft { outputDirectory = "finch-sft-output" }
     }
 
