@@ -117,6 +117,13 @@ public class LoRATrainer {
         return Array(order[(batch * size)..<min((batch + 1) * size, order.count)])
     }
 
+    /// Training examples (pairs, rows) that optimizer step `step` (1-based) goes through: the
+    /// micro-batches of its window, the last of an epoch possibly short.
+    public func exampleCount(ofStep step: Int) -> Int {
+        let window = plan.window(forStep: step)
+        return window.batches.reduce(0) { $0 + microBatchIndices(epoch: window.epoch, batch: $1).count }
+    }
+
     /// Runs the window's micro-batches: forward, backward (gradients of the window's loss into
     /// `policy.parameters`, then ``accumulatePolicyGradients()``), `tokensSeen` and
     /// `windowMetrics` updated. Returns the step's loss (what the Trainer logs for it).

@@ -140,8 +140,7 @@ struct DPORun {
             }
         }
 
-        try TrainingCommand.train(trainer, c, output: output, baseModel: modelArgument, examplesPerStep: min(
-            c.arguments.perDeviceTrainBatchSize * c.arguments.gradientAccumulationSteps, trainer.trainPairs.count), unit: "pairs",
+        try TrainingCommand.train(trainer, c, output: output, baseModel: modelArgument, unit: "pairs",
             evalSteps: trainerConfiguration.evalSteps)
     }
 }

@@ -89,8 +89,7 @@ struct SFTRun {
         let trainer = try SFTTrainer(model: model, policy: policy, arena: arena, trainRows: trainRows, evalRows: evalRows,
                                      configuration: trainerConfiguration, pool: pool)
         let output = try TrainingCommand.prepareRunFolder(c, trainer: trainer)
-        try TrainingCommand.train(trainer, c, output: output, baseModel: modelArgument, examplesPerStep: min(
-            c.arguments.perDeviceTrainBatchSize * c.arguments.gradientAccumulationSteps, trainRows.count), unit: "sequences",
+        try TrainingCommand.train(trainer, c, output: output, baseModel: modelArgument, unit: "sequences",
             evalSteps: trainerConfiguration.evalSteps)
     }
 }

@@ -94,14 +94,14 @@ enum TrainingCommand {
     /// Runs the remaining steps: metrics (plus `tokens_per_second` and `<unit>_per_second`),
     /// progress, checkpoints every `save_steps`, evaluation every `evalSteps` and at the end, and
     /// the final adapter in PEFT's format.
-    static func train(_ trainer: LoRATrainer, _ c: DPORunConfiguration, output: String, baseModel: String, examplesPerStep: Int,
+    static func train(_ trainer: LoRATrainer, _ c: DPORunConfiguration, output: String, baseModel: String,
                       unit: String, evalSteps: Int) throws {
         let metrics = try MetricsFile(path: output + "/metrics.jsonl", truncateAfterStep: trainer.step)
         let progress = ProgressLine(total: trainer.plan.totalSteps, unit: unit)
         var windowStart = Date(), windowTokens = trainer.tokensSeen, windowExamples = 0, lastStep = trainer.step
         while trainer.step < trainer.plan.totalSteps {
+            windowExamples += trainer.exampleCount(ofStep: trainer.step + 1)
             let record = try trainer.trainStep()
-            windowExamples += examplesPerStep
             if var record {
                 let seconds = Date().timeIntervalSince(windowStart)
                 record.values.append(("tokens_per_second", Double(trainer.tokensSeen - windowTokens) / seconds))
