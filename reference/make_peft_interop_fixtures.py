@@ -9,6 +9,8 @@ Two directions, for the tiny Llama and Phi of the DPO fixtures
    it with `PeftModel.from_pretrained` onto the fp32 base and records the logits of fixed token
    ids: if PEFT misread a key name, a shape, `lora_alpha`, `use_rslora` or `target_modules`, those
    logits would not be Finch's.
+   With `--check-merged DIR MODEL` the script instead loads a folder `finch merge` wrote with
+   transformers and prints its logits' distance to PEFT's `merge_and_unload` of the same adapter.
 2. **PEFT → Finch.** A PEFT LoRA (r 4, alpha 8, all-linear, B set to seeded N(0, 0.05²) so it acts)
    saved with `save_pretrained` into `peft/peft_<model>/`, with its logits.
 
@@ -57,6 +59,8 @@ def main():
         model = PeftModel.from_pretrained(base(name), finch_dir).eval()
         tensors[f"finch_{name}"] = logits(model)
         tensors[f"base_{name}"] = logits(base(name))
+        # PEFT's merge_and_unload of the Finch adapter: what `finch merge` must write.
+        tensors[f"merged_{name}"] = logits(PeftModel.from_pretrained(base(name), finch_dir).merge_and_unload().eval())
         pm = get_peft_model(base(name), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0,
                                                    task_type="CAUSAL_LM"))
         g = torch.Generator().manual_seed(7 if name == "llama" else 8)
@@ -79,5 +83,18 @@ def main():
         f.write("\n")
 
 
+def check_merged(folder, name):
+    """A folder `finch merge` wrote: transformers loads it, and its logits against PEFT's merge."""
+    from transformers import AutoModelForCausalLM
+    from safetensors.numpy import load_file
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    want = load_file(os.path.join(OUT, "interop_logits.safetensors"))[f"merged_{name}"]
+    print(json.dumps({"folder": folder, "max_abs_diff_vs_peft_merge": float(np.abs(logits(model) - want).max())}))
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    if len(sys.argv) == 4 and sys.argv[1] == "--check-merged":
+        check_merged(sys.argv[2], sys.argv[3])
+    else:
+        main()

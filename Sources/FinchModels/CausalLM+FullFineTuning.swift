@@ -2,10 +2,13 @@ import FinchCore
 
 extension CausalLM {
     /// Every parameter with how to copy it as Float32, in PyTorch's `named_parameters()` order.
-    private func fullParameterEntries() throws -> [(name: String, shape: [Int], copy: (UnsafeMutablePointer<Float>) -> Void)] {
+    /// - Parameter dequantizing: allow quantized weights (dequantized bit-exactly), for export;
+    ///   full fine-tuning refuses them.
+    func fullParameterEntries(dequantizing: Bool = false) throws -> [(name: String, shape: [Int], copy: (UnsafeMutablePointer<Float>) -> Void)] {
         var entries: [(name: String, shape: [Int], copy: (UnsafeMutablePointer<Float>) -> Void)] = []
         func weight(_ name: String, _ w: LinearWeight) throws {
             switch w.storage {
+            case _ where dequantizing: break
             case .float32, .float16, .bfloat16: break
             case .ggml(let type, _) where type == .f32 || type == .f16 || type == .bf16: break
             case .ggml(let type, _):

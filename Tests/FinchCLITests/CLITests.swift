@@ -1,4 +1,5 @@
 import FinchFormats
+import FinchModels
 import Foundation
 import XCTest
 
@@ -413,5 +414,54 @@ final class SFTCommandTests: XCTestCase, FinchCLIRunning {
             let r = try finch(["generate", "--model", Self.model, "--prompt", "Hello", "--max-new-tokens", "3", "--ignore-eos"] + arguments)
             XCTAssertEqual(r.status, 0, "\(label): \(r.stderr)")
         }
+    }
+}
+
+/// `finch merge`: the merged folder's logits equal PEFT's `merge_and_unload` of the same adapter
+/// (reference/make_peft_interop_fixtures.py; the script's `--check-merged` also loads such a
+/// folder in transformers: 2.8e-6 from PEFT's merge on the tiny Llama), sharding with an index,
+/// bf16 storage, and no silent overwrite.
+final class MergeCommandTests: XCTestCase, FinchCLIRunning {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("FinchModelsTests/Fixtures/peft").path
+    static let models = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("FinchTrainingTests/Fixtures/dpo").path
+
+    func testMergedFolderMatchesPEFTMerge() throws {
+        let dir = try temporaryDirectory()
+        let json = try JSONValue.parse(contentsOf: Self.fixtures + "/interop.json")
+        let tokens = try XCTUnwrap(json["tokens"]?.arrayValue).compactMap(\.intValue)
+        let expected = try SafeTensorsFile(path: Self.fixtures + "/interop_logits.safetensors")
+        for model in ["llama", "phi"] {
+            let out = dir + "/merged-\(model)"
+            let r = try finch(["merge", "--model", Self.models + "/tiny_\(model)_dpo", "--adapter", Self.fixtures + "/finch_\(model)", "--out", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+            XCTAssertEqual(files, ["README.md", "chat_template.jinja", "config.json", "generation_config.json", "model.safetensors",
+                                   "tokenizer.json", "tokenizer_config.json"])
+            let merged = try CausalLM(source: ModelSource(path: out))
+            let ours = try merged.forward(tokens, cache: merged.makeCache(), allLogits: true, pool: .serial)
+            let theirs = try expected.float32("merged_\(model)")
+            XCTAssertEqual(ours.count, theirs.count)
+            let worst = zip(ours, theirs).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(worst, 1e-4, "\(model): merged logits vs PEFT's merge_and_unload")
+            let card = try String(contentsOfFile: out + "/README.md", encoding: .utf8)
+            XCTAssertTrue(card.hasPrefix("---\nbase_model: "), card)
+        }
+        // bf16, sharded.
+        let sharded = dir + "/sharded"
+        let r = try finch(["merge", "--model", Self.models + "/tiny_llama_dpo", "--adapter", Self.fixtures + "/finch_llama", "--out", sharded,
+                           "--dtype", "bfloat16", "--max-shard-size", "50KB"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let index = try JSONValue.parse(contentsOf: sharded + "/model.safetensors.index.json")
+        XCTAssertEqual(index["weight_map"]?.objectValue?.count, 20)
+        XCTAssertEqual(try SafeTensorsFile(path: sharded + "/model-00001-of-00005.safetensors").tensors.first?.dtype, .bf16)
+        let loaded = try CausalLM(source: ModelSource(path: sharded))
+        XCTAssertEqual(loaded.configuration.hiddenSize, 64)
+        // No silent overwrite; nothing half-written left behind.
+        let again = try finch(["merge", "--model", Self.models + "/tiny_llama_dpo", "--adapter", Self.fixtures + "/finch_llama", "--out", sharded])
+        XCTAssertEqual(again.stderr, "error: \(sharded): exists; pass --overwrite to replace it\n")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp-") || $0.contains(".old-") }
+        XCTAssertEqual(leftovers, [])
     }
 }
