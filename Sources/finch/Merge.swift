@@ -2,6 +2,7 @@ import ArgumentParser
 import FinchCore
 import FinchFormats
 import FinchModels
+import FinchTokenizers
 import Foundation
 
 /// `finch merge`: a LoRA adapter merged into its base, written as a Hugging Face folder.
@@ -13,12 +14,13 @@ struct Merge: ParsableCommand {
             dequantized first, never merged into 4-bit codes), as PEFT's merge_and_unload does, and \
             writes config.json, generation_config.json, model.safetensors (sharded with an index above \
             --max-shard-size), the tokenizer files and chat template, and a model card README.md. \
-            The folder is written under a temporary name and renamed when complete. For now the base \
-            must be a Hugging Face folder (a GGUF base needs its config and tokenizer rebuilt, which \
-            comes with GGUF export).
+            From a GGUF base, config.json, tokenizer.json and \
+            tokenizer_config.json are rebuilt from its metadata as transformers converts them \
+            (byte-level BPE tokenizers; SentencePiece-style GGUF tokenizers are not written yet). \
+            The folder is written under a temporary name and renamed when complete.
             """)
 
-    @Option(help: "The base model: a Hugging Face folder.")
+    @Option(help: "The base model: a Hugging Face folder, a GGUF file (byte-level BPE tokenizer) or a known model name.")
     var model: String
 
     @Option(help: "The LoRA adapter folder (PEFT format).")
@@ -60,9 +62,6 @@ struct Merge: ParsableCommand {
         }
         let modelPath = try CLI.resolveModel(model)
         let source = try ModelSource(path: modelPath)
-        guard source.format == .huggingFace else {
-            throw FormatError(modelPath, "finch merge needs a Hugging Face folder as base for now; a GGUF base needs its config and tokenizer rebuilt (coming with GGUF export)")
-        }
         let pool = ThreadPool()
         let base = try CausalLM(source: source, options: ModelLoadOptions(), pool: pool)
         let lora = try LoRAAdapter(peftFolder: adapter, model: base)
@@ -93,14 +92,30 @@ struct Merge: ParsableCommand {
                 let index: JSONValue = .object([("metadata", .object([("total_size", .number(String(total)))])), ("weight_map", .object(map))])
                 try AtomicFile.write(Array((index.compactText + "\n").utf8), to: temporary + "/model.safetensors.index.json")
             }
-            // config.json: the base's, with the new dtype and without a quantization config.
-            var config = try JSONValue.parse(contentsOf: modelPath + "/config.json").objectValue ?? []
-            config.removeAll { ["quantization_config", "torch_dtype", "dtype"].contains($0.0) }
-            config.append(("dtype", .string(storage.rawValue)))
-            try AtomicFile.write(Array((JSONValue.object(config).compactText + "\n").utf8), to: temporary + "/config.json")
+            if let gguf = source.gguf {
+                // A GGUF base: config, tokenizer and chat template rebuilt from its metadata.
+                let c = source.configuration
+                try AtomicFile.write(Array((c.huggingFaceConfig(dtype: storage.rawValue).compactText + "\n").utf8), to: temporary + "/config.json")
+                let (tokenizerJSON, tokenizerConfig) = try Tokenizer.huggingFaceFiles(gguf: gguf, modelMaxLength: c.maxPositionEmbeddings)
+                try AtomicFile.write(Array((tokenizerJSON.compactText + "\n").utf8), to: temporary + "/tokenizer.json")
+                try AtomicFile.write(Array((tokenizerConfig.compactText + "\n").utf8), to: temporary + "/tokenizer_config.json")
+                if let template = gguf["tokenizer.chat_template"]?.stringValue {
+                    try AtomicFile.write(Array(template.utf8), to: temporary + "/chat_template.jinja")
+                }
+                var generation: [(String, JSONValue)] = []
+                if let bos = c.bosTokenID { generation.append(("bos_token_id", .number(String(bos)))) }
+                if let eos = c.eosTokenIDs.first { generation.append(("eos_token_id", .number(String(eos)))) }
+                try AtomicFile.write(Array((JSONValue.object(generation).compactText + "\n").utf8), to: temporary + "/generation_config.json")
+            } else {
+                // config.json: the base's, with the new dtype and without a quantization config.
+                var config = try JSONValue.parse(contentsOf: modelPath + "/config.json").objectValue ?? []
+                config.removeAll { ["quantization_config", "torch_dtype", "dtype"].contains($0.0) }
+                config.append(("dtype", .string(storage.rawValue)))
+                try AtomicFile.write(Array((JSONValue.object(config).compactText + "\n").utf8), to: temporary + "/config.json")
+            }
             for name in ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                          "chat_template.jinja", "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt"]
-            where fm.fileExists(atPath: modelPath + "/" + name) {
+            where source.gguf == nil && fm.fileExists(atPath: modelPath + "/" + name) {
                 try fm.copyItem(atPath: modelPath + "/" + name, toPath: temporary + "/" + name)
             }
             try AtomicFile.write(Array(modelCard(base: model, storage: storage).utf8), to: temporary + "/README.md")
