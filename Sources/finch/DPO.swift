@@ -7,7 +7,7 @@ import FinchTraining
 import Foundation
 
 /// `finch dpo`: train a LoRA adapter with DPO, as TRL's `DPOTrainer` does.
-struct DPO: ParsableCommand {
+struct DPO: TrainingSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "dpo",
         abstract: "Train a LoRA adapter on a preference dataset with DPO (TRL's DPOTrainer semantics).",
@@ -34,16 +34,10 @@ struct DPO: ParsableCommand {
             in PEFT's format (adapter_config.json + adapter_model.safetensors).
             """)
 
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp(
-        "[MODEL] [--config FILE] [--dry-run] [--resume] [--KEY VALUE ...]",
-        discussion: "MODEL: a GGUF file, HF folder or known model name (or model_name_or_path in the config)."))
+    @Argument(parsing: .captureForPassthrough, help: TrainingCommand.argumentsHelp)
     var arguments: [String] = []
 
-    func run() throws {
-        // Everything after `dpo` is captured (any TRL key is an option), so help is handled here.
-        if arguments.contains("--help") || arguments.contains("-h") { throw CleanExit.helpRequest(self) }
-        try CLI.run { try DPORun(command: self).run() }
-    }
+    func start() throws { try DPORun(command: self).run() }
 }
 
 /// One `finch dpo` invocation.

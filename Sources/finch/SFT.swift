@@ -7,7 +7,7 @@ import FinchTraining
 import Foundation
 
 /// `finch sft`: train a LoRA adapter with supervised fine-tuning, as TRL's `SFTTrainer` does.
-struct SFT: ParsableCommand {
+struct SFT: TrainingSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "sft",
         abstract: "Train a LoRA adapter with supervised fine-tuning (TRL's SFTTrainer semantics).",
@@ -24,15 +24,10 @@ struct SFT: ParsableCommand {
             (merge_adapter, save_steps, resume_from_checkpoint, …).
             """)
 
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp(
-        "[MODEL] [--config FILE] [--dry-run] [--resume] [--KEY VALUE ...]",
-        discussion: "MODEL: a GGUF file, HF folder or known model name (or model_name_or_path in the config)."))
+    @Argument(parsing: .captureForPassthrough, help: TrainingCommand.argumentsHelp)
     var arguments: [String] = []
 
-    func run() throws {
-        if arguments.contains("--help") || arguments.contains("-h") { throw CleanExit.helpRequest(self) }
-        try CLI.run { try SFTRun(arguments: arguments).run() }
-    }
+    func start() throws { try SFTRun(arguments: arguments).run() }
 }
 
 /// One `finch sft` invocation.

@@ -1,3 +1,4 @@
+import ArgumentParser
 import FinchCore
 import FinchFormats
 import FinchModels
@@ -8,6 +9,11 @@ import Foundation
 /// the run folder (resolved config, resume), and the loop that logs `metrics.jsonl`, shows the
 /// progress line, writes checkpoints, evaluates and saves the adapter.
 enum TrainingCommand {
+    /// The help of the captured arguments of `finch dpo` / `finch sft`.
+    static let argumentsHelp = ArgumentHelp(
+        "[MODEL] [--config FILE] [--dry-run] [--resume] [--KEY VALUE ...]",
+        discussion: "MODEL: a GGUF file, HF folder or known model name (or model_name_or_path in the config).")
+
     /// MODEL, the config file, and every other `--key value` in order.
     static func parse(_ arguments: [String]) throws -> (model: String?, config: String?, settings: [String]) {
         var model: String?, config: String?, settings: [String] = []
@@ -183,3 +189,17 @@ final class ProgressLine {
     private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
 }
 
+
+/// `finch dpo` and `finch sft`: everything after the subcommand is captured (any TRL key is an
+/// option), so `--help` is answered here and errors become one line.
+protocol TrainingSubcommand: ParsableCommand {
+    var arguments: [String] { get }
+    func start() throws
+}
+
+extension TrainingSubcommand {
+    func run() throws {
+        if arguments.contains("--help") || arguments.contains("-h") { throw CleanExit.helpRequest(self) }
+        try CLI.run { try start() }
+    }
+}

@@ -43,27 +43,70 @@ def hf_folder(gguf):
     return out
 
 
-def main():
+def parse_arguments(data_name):
+    """MODEL.gguf DATA [--nf4] [--gradient-checkpointing] [--steps N], and 2 torch threads (THREADS)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
-    ap.add_argument("pairs")
+    ap.add_argument(data_name)
     ap.add_argument("--nf4", action="store_true")
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--steps", type=int, default=12)
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-    from datasets import load_dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, TrainerCallback
-    from trl import DPOConfig, DPOTrainer
+    return a
 
-    folder = hf_folder(os.path.expanduser(a.model))
+
+def load_model(gguf, nf4):
+    """The fp32 HF copy of the GGUF, with a bitsandbytes NF4 + double-quant base if `nf4`; and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    folder = hf_folder(os.path.expanduser(gguf))
     kwargs = {}
-    if a.nf4:
+    if nf4:
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs), AutoTokenizer.from_pretrained(folder)
+
+
+def step_timer():
+    """A Trainer callback recording each optimizer step's seconds and the logged num_tokens."""
+    from transformers import TrainerCallback
+
+    class Timer(TrainerCallback):
+        times, tokens = [], []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.times.append(time.perf_counter() - self.t)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "num_tokens" in logs:
+                self.tokens.append(logs["num_tokens"])
+
+    return Timer()
+
+
+def summary(a, timer, **extra):
+    """Median step seconds after the first two steps, tokens/s, peak RSS, as one JSON object."""
+    timed = timer.times[2:]
+    step = statistics.median(timed)
+    tokens = timer.tokens
+    per_step_tokens = (tokens[-1] - tokens[1]) / (len(tokens) - 2) if len(tokens) > 2 else float("nan")
+    out = {"side": "trl", "nf4": a.nf4, "gradient_checkpointing": a.gradient_checkpointing, "steps_timed": len(timed),
+           "step_seconds": step, "runs": [round(t, 3) for t in timed], "tokens_per_s": per_step_tokens / step,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    out.update({k: v(step) if callable(v) else v for k, v in extra.items()})
+    return json.dumps(out)
+
+
+def main():
+    a = parse_arguments("pairs")
+    from datasets import load_dataset
+    from peft import LoraConfig
+    from trl import DPOConfig, DPOTrainer
+
+    model, tokenizer = load_model(a.model, a.nf4)
     data = load_dataset("json", data_files=a.pairs, split="train")
     config = DPOConfig(output_dir="/tmp/finch-bench-trl-dpo", use_cpu=True, bf16=False, per_device_train_batch_size=2,
                        gradient_accumulation_steps=4, learning_rate=5e-5, lr_scheduler_type="cosine", warmup_steps=5,
@@ -71,29 +114,10 @@ def main():
                        logging_steps=1, save_strategy="no", report_to=[], seed=42, dataloader_num_workers=0)
     peft = LoraConfig(r=16, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
                       task_type="CAUSAL_LM")
-    times, tokens = [], []
-
-    class Timer(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            self.t = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            times.append(time.perf_counter() - self.t)
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "num_tokens" in logs:
-                tokens.append(logs["num_tokens"])
-
-    trainer = DPOTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer, peft_config=peft,
-                         callbacks=[Timer()])
-    trainer.train()
-    timed = times[2:]
-    step = statistics.median(timed)
-    per_step_tokens = (tokens[-1] - tokens[1]) / (len(tokens) - 2) if len(tokens) > 2 else float("nan")
-    print(json.dumps({"side": "trl", "nf4": a.nf4, "gradient_checkpointing": a.gradient_checkpointing,
-                      "steps_timed": len(timed), "step_seconds": step, "runs": [round(t, 3) for t in timed],
-                      "pairs_per_s": 8 / step, "tokens_per_s": per_step_tokens / step,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    timer = step_timer()
+    DPOTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer, peft_config=peft,
+               callbacks=[timer]).train()
+    print(summary(a, timer, pairs_per_s=lambda step: 8 / step))
 
 
 if __name__ == "__main__":
