@@ -88,7 +88,7 @@ extension LinearWeight {
         let order = ActivationOrder(type)
         QuantizedScratch.shared.withBuffer(bytes: QuantizedActivations.byteCount(tokens: tokens, inFeatures: inFeatures)) { raw in
             let act = QuantizedActivations(raw, tokens: tokens, inFeatures: inFeatures)
-            for t in 0..<tokens { act.quantize(x + t * inFeatures, token: t, order: order) }
+            for t in 0..<tokens { act.quantize(x + t * inFeatures, token: t, order: order, eightBit: arithmetic == .ggml) }
             pool.parallelFor(outFeatures, grain: grain) { rows in
                 switch type {
                 case .q8_0: IntegerDecode.rows32(Q8_0Kernel.self, rows, base, rowBytes, act, output)

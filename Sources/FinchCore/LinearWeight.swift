@@ -55,6 +55,13 @@ public struct LinearWeight: @unchecked Sendable {
         /// Float32 activation sums. On the SmolLM2 decode step about 1.2× faster than `.float32`
         /// today (its kernels were tuned for SSE2 `pmaddwd`; see BENCHMARKS.md).
         case quantizedActivations
+        /// llama.cpp's CPU arithmetic, for token-for-token comparisons with it: as
+        /// `.quantizedActivations` but rounded to 8 bits as ggml's `quantize_row_q8_0` does on x86
+        /// (scale `f16(max|x|/127)`, codes `round-to-even(x·127/max|x|)`), and at every token
+        /// count, prefill included, where llama.cpp also multiplies quantized activations. Exact
+        /// for Q8_0/Q4_0 weights up to Float32 summation order; Q4_1/Q5_1 offsets still use the
+        /// exact activation sums (ggml's Q8_1 stores them in f16).
+        case ggml
         /// Multiplied in Float32: Q8_0/Q4_0/Q4_1 rows by a fused kernel that converts the codes in
         /// registers (`FloatBlockDecode`: `d·Σc·x + m·Σx`), other block types dequantized bit-exactly
         /// into L1 first. The result differs from `GGMLType.dequantize` + a Float64 dot product
@@ -94,6 +101,7 @@ public struct LinearWeight: @unchecked Sendable {
     public var decodeTokenLimit: Int {
         get {
             if let limit = decodeTokenLimitOverride { return limit }
+            if arithmetic == .ggml && type.blockSize > 1 && fourBit == nil && int8Rows == nil { return .max }
             if fourBit != nil { return Self.fourBitDecodeTokenLimit(singleThreadedBLAS: LinearBLAS.isSingleThreaded) }
             if int8Rows != nil { return Self.int8DecodeTokenLimit(singleThreadedBLAS: LinearBLAS.isSingleThreaded) }
             return Self.defaultDecodeTokenLimit(for: type, singleThreadedBLAS: LinearBLAS.isSingleThreaded)

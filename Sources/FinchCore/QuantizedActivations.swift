@@ -58,8 +58,9 @@ struct QuantizedActivations: @unchecked Sendable {
 
     /// Rounds token `t`'s activations `x: (inFeatures)` group by group, stored in `order`.
     ///
+    /// With `eightBit`, ggml's own 8-bit rounding (`LinearWeight.Arithmetic.ggml`).
     /// A group holding a NaN or an infinity gets a NaN scale, so every output it touches is NaN.
-    func quantize(_ x: UnsafePointer<Float>, token t: Int, order: ActivationOrder) {
+    func quantize(_ x: UnsafePointer<Float>, token t: Int, order: ActivationOrder, eightBit: Bool = false) {
         let q = values + t * inFeatures
         for g in 0..<groups {
             let src = UnsafeRawPointer(x + 32 * g)
@@ -78,7 +79,7 @@ struct QuantizedActivations: @unchecked Sendable {
             let amax = Float(bitPattern: UInt32(amaxBits))
             let finite = amaxBits < 0x7F80_0000 && sum.isFinite
             let dst = UnsafeMutableRawPointer(q + 32 * g)
-            scales[t * groups + g] = finite ? amax / 32767 : .nan
+            scales[t * groups + g] = !finite ? .nan : eightBit ? HalfPrecision.float(fromHalf: HalfPrecision.half(from: amax / 127)) : amax / 32767
             sums[t * groups + g] = sum
             guard finite, amax > 0 else {
                 dst.initializeMemory(as: Int16.self, repeating: 0, count: 32)
@@ -86,7 +87,7 @@ struct QuantizedActivations: @unchecked Sendable {
             }
             // Round to nearest even by adding 1.5·2^23 (exact for |v| ≤ 2^22); the low 16 bits of
             // the result's bit pattern are then the integer. No libcall, no trapping conversion.
-            let inverse = SIMD4<Float>(repeating: 32767 / amax), magic = SIMD4<Float>(repeating: 12_582_912)
+            let inverse = SIMD4<Float>(repeating: (eightBit ? 127 : 32767) / amax), magic = SIMD4<Float>(repeating: 12_582_912)
             @inline(__always) func rounded(_ v: SIMD4<Float>) -> SIMD4<Int32> { unsafeBitCast(v * inverse + magic, to: SIMD4<Int32>.self) }
             let r = (rounded(v0), rounded(v1), rounded(v2), rounded(v3), rounded(v4), rounded(v5), rounded(v6), rounded(v7))
             /// Element e (0..<32) of the group.

@@ -18,6 +18,10 @@ public struct AtomicFile {
         var template = Array((path + ".tmp-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw FormatError(path, "cannot create a temporary file next to it: \(String(cString: strerror(errno)))") }
+        // mkstemp creates the file 0600; give it the permissions a plain create would (0666 & ~umask).
+        let mask = umask(0)
+        umask(mask)
+        fchmod(fd, 0o666 & ~mask)
         self.fd = fd
         self.temporaryPath = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }

@@ -52,7 +52,7 @@ public final class CausalLM: @unchecked Sendable {
         if let scaling = c.ropeScalingType {
             throw ModelError(source.path, "RoPE scaling '\(scaling)' is not supported yet")
         }
-        let w = WeightLoader(source: source, arithmetic: options.quantizedActivations ? .quantizedActivations : .float32,
+        let w = WeightLoader(source: source, arithmetic: options.llamaCppArithmetic ? .ggml : options.quantizedActivations ? .quantizedActivations : .float32,
                              options: options, pool: pool)
         loadOptions = options
         let hidden = c.hiddenSize

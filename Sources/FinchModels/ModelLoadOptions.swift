@@ -46,6 +46,9 @@ public struct ModelLoadOptions: Sendable, Equatable {
     public var unquantizedStorage: FloatStorageType?
     /// Decode arithmetic of GGUF block-quantized weights (see `CausalLM.init(source:quantizedActivations:)`).
     public var quantizedActivations = false
+    /// Multiply block-quantized weights as llama.cpp's CPU backend does (`LinearWeight.Arithmetic.ggml`),
+    /// to compare generations with it token for token; overrides `quantizedActivations`.
+    public var llamaCppArithmetic = false
     /// The torch intra-op thread count whose reduction order the 4-bit double quantization's mean
     /// offset reproduces (`Quantized4Bit.init(quantizing:…torchThreads:)`); matters only for
     /// weights of more than 2,097,152 elements. 1 is the order of a single-threaded torch.

@@ -28,6 +28,9 @@ struct Generate: ParsableCommand {
     @Option(help: ArgumentHelp("With --chat: use this Jinja template instead of the model's.", valueName: "file"))
     var chatTemplate: String?
 
+    @Flag(help: "Print one JSON object (prompt and generated token ids, text, finish reason, speeds) instead of streaming the text.")
+    var json = false
+
     @OptionGroup var options: GenerationOptions
 
     func run() throws {
@@ -48,8 +51,18 @@ struct Generate: ParsableCommand {
                                             stopStrings: options.stopStrings,
                                             stopTokenIDs: options.ignoreEOS ? [] : session.generator.defaultStopTokenIDs)
             let summary = try session.generator.generate(request) { piece in
-                FileHandle.standardOutput.write(Data(piece.utf8))
+                if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
                 return true
+            }
+            if json {
+                func numbers(_ ids: [Int]) -> JSONValue { .array(ids.map { .number(String($0)) }) }
+                let object: JSONValue = .object([
+                    ("prompt_tokens", numbers(ids)), ("tokens", numbers(summary.generatedTokens)), ("text", .string(summary.text)),
+                    ("finish_reason", .string(summary.finishReason.rawValue)),
+                    ("prefill_tokens_per_second", .number(String(format: "%.2f", summary.prefillTokensPerSecond))),
+                    ("decode_tokens_per_second", .number(String(format: "%.2f", summary.decodeTokensPerSecond))),
+                ])
+                FileHandle.standardOutput.write(Data(object.compactText.utf8))
             }
             FileHandle.standardOutput.write(Data("\n".utf8))
             CLI.log(summary.report)
@@ -67,7 +80,9 @@ struct ModelSession {
         let clock = ContinuousClock()
         let start = clock.now
         source = try ModelSource(path: CLI.resolveModel(model))
-        var lm = try CausalLM(source: source, quantizedActivations: options.quantizedActivations)
+        var load = ModelLoadOptions(quantizedActivations: options.quantizedActivations)
+        load.llamaCppArithmetic = options.llamaCppArithmetic
+        var lm = try CausalLM(source: source, options: load)
         if let path = options.mergeAdapter {
             lm = try lm.mergingLoRA(LoRAAdapter(peftFolder: path, name: "merged", model: lm))
             CLI.log("merged the adapter \(path) into the base (Float32 weights for the merged modules)")

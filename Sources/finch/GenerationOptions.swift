@@ -30,6 +30,9 @@ struct GenerationOptions: ParsableArguments {
     @Flag(help: "Round activations to 16-bit integers per 32 values for the quantized-weight products (as llama.cpp does with 8 bits): about 2x faster decoding; logits then differ from transformers' by up to ~0.02 instead of ~1e-4.")
     var quantizedActivations = false
 
+    @Flag(help: "Multiply GGUF block-quantized weights (Q8_0, Q4_0, …) as llama.cpp's CPU backend does — activations rounded to 8 bits per 32 values, prefill included — to compare generations with llama.cpp token for token.")
+    var llamaCppArithmetic = false
+
     @Flag(help: "Do not stop at the end-of-sequence token (for benchmarks).")
     var ignoreEOS = false
 

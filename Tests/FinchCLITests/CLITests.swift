@@ -505,3 +505,103 @@ final class MergeCommandTests: XCTestCase, FinchCLIRunning {
         XCTAssertGreaterThan(zip(without, onTheFly).map { abs($0 - $1) }.max()!, 1e-2, "the adapter must matter")
     }
 }
+
+/// `finch export --format gguf` on the default model: the adapter is merged, the tokenizer
+/// metadata is the base's, Finch reads the file back with the merged logits, and the file is
+/// written only under --overwrite when one exists. (llama.cpp's side of the check is
+/// reference/check_gguf_export.py.)
+final class ExportCommandTests: XCTestCase, FinchCLIRunning {
+    func makeAdapter(_ dir: String, base: CausalLM) throws -> LoRAAdapter {
+        let adapter = try LoRAAdapter(configuration: LoRAConfiguration(r: 2, loraAlpha: 4, targetModules: .names(["q_proj", "k_proj", "down_proj"])),
+                                      model: base, seed: 3)
+        var rng = SplitMix64(seed: 12)
+        for tensor in adapter.parameters.tensors where tensor.name.hasSuffix("lora_B.weight") {
+            try adapter.parameters.setValues(of: tensor.name, to: (0..<tensor.count).map { _ in Float.random(in: -0.05...0.05, using: &rng) })
+        }
+        try adapter.savePEFT(to: dir + "/adapter", baseModel: "smollm2-135m-instruct")
+        return adapter
+    }
+
+    func testExportTheDefaultModelWithAnAdapter() throws {
+        let dir = try temporaryDirectory()
+        let sourcePath = try ModelCache.fromEnvironment().path(for: .defaultModel)
+        let source = try ModelSource(path: sourcePath)
+        let base = try CausalLM(source: source)
+        let adapter = try makeAdapter(dir, base: base)
+        let out = dir + "/model-f16.gguf"
+        var r = try finch(["export", "--type", "f16", "--adapter", dir + "/adapter", "smollm2-135m-instruct", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let file = try GGUFFile(path: out), original = try GGUFFile(path: sourcePath)
+        XCTAssertEqual(file["general.architecture"], .string("llama"))
+        XCTAssertEqual(file["general.file_type"], .uint32(1))
+        let tokenizerKeys = original.metadataKeys.filter { $0.hasPrefix("tokenizer.") }
+        XCTAssertTrue(tokenizerKeys.contains("tokenizer.chat_template"))
+        for key in tokenizerKeys { XCTAssertEqual(file[key], original[key], key) }
+        for key in ["llama.block_count", "llama.embedding_length", "llama.attention.head_count_kv", "llama.rope.freq_base",
+                    "llama.attention.layer_norm_rms_epsilon", "llama.context_length"] {
+            XCTAssertEqual(file[key]?.doubleValue, original[key]?.doubleValue, key)
+        }
+        XCTAssertEqual(file.tensors.count, original.tensors.count)
+
+        let exported = try CausalLM(source: ModelSource(path: out))
+        let tokenizer = try Tokenizer(source: source)
+        let tokens = tokenizer.encode("The capital of France is")
+        XCTAssertEqual(try Tokenizer(source: ModelSource(path: out)).encode("The capital of France is"), tokens)
+        let onTheFly = try base.forward(tokens, cache: base.makeCache(), adapter: adapter, pool: ThreadPool(threads: 2))
+        let ours = try exported.forward(tokens, cache: exported.makeCache(), pool: ThreadPool(threads: 2))
+        let without = try base.forward(tokens, cache: base.makeCache(), pool: ThreadPool(threads: 2))
+        // F16 rounding of the merged weights moves SmolLM2's logits (range ≈ ±30) by a few hundredths.
+        XCTAssertLessThanOrEqual(zip(ours, onTheFly).map { abs($0 - $1) }.max()!, 0.08)
+        XCTAssertGreaterThan(zip(without, onTheFly).map { abs($0 - $1) }.max()!, 0.2, "the adapter must matter")
+
+        // An existing file is kept unless --overwrite; MODEL+ADAPTER works too.
+        let before = try Data(contentsOf: URL(fileURLWithPath: out))
+        r = try finch(["export", "--type", "q8_0", "smollm2-135m-instruct+" + dir + "/adapter", out])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("exists; pass --overwrite"), r.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out)), before)
+        r = try finch(["export", "--type", "q8_0", "--overwrite", "smollm2-135m-instruct+" + dir + "/adapter", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try GGUFFile(path: out)["general.file_type"], .uint32(7))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["adapter", "model-f16.gguf"], "no temporary files")
+    }
+
+    /// A Hugging Face folder (the merged default model) exports with tokenizer metadata built from
+    /// tokenizer.json, which tokenizes as the source does.
+    func testExportAMergedFolder() throws {
+        let dir = try temporaryDirectory()
+        let sourcePath = try ModelCache.fromEnvironment().path(for: .defaultModel)
+        let source = try ModelSource(path: sourcePath)
+        _ = try makeAdapter(dir, base: try CausalLM(source: source))
+        var r = try finch(["merge", "--model", "smollm2-135m-instruct", "--adapter", dir + "/adapter", "--out", dir + "/merged", "--dtype", "bfloat16"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try finch(["export", "--type", "q4_0", dir + "/merged", dir + "/m.gguf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let file = try GGUFFile(path: dir + "/m.gguf"), original = try GGUFFile(path: sourcePath)
+        XCTAssertEqual(file["tokenizer.ggml.model"], .string("gpt2"))
+        XCTAssertEqual(file["tokenizer.ggml.pre"], .string("gpt-2"), "the folder's tokenizer.json splits as GPT-2 (transformers' conversion of the GGUF)")
+        XCTAssertEqual(file["tokenizer.ggml.tokens"], original["tokenizer.ggml.tokens"])
+        XCTAssertEqual(file["tokenizer.ggml.token_type"], original["tokenizer.ggml.token_type"])
+        XCTAssertEqual(file["tokenizer.ggml.merges"], original["tokenizer.ggml.merges"])
+        XCTAssertEqual(file["tokenizer.ggml.eos_token_id"], original["tokenizer.ggml.eos_token_id"])
+        XCTAssertEqual(file["tokenizer.chat_template"], original["tokenizer.chat_template"])
+        XCTAssertEqual(file.tensor("blk.0.attn_q.weight")?.type, .q4_0)
+        XCTAssertEqual(file.tensor("token_embd.weight")?.type, .q8_0)
+        let ours = try Tokenizer(source: ModelSource(path: dir + "/m.gguf")), theirs = try Tokenizer(source: source)
+        for text in ["What is the capital of France?", "  Hello,\tworld! ünïcödé 日本語 <|im_end|> x", "def f(x):\n    return x**2\n"] {
+            XCTAssertEqual(ours.encode(text), theirs.encode(text), text)
+        }
+    }
+
+    func testBadArgumentsAreOneLineErrors() throws {
+        let dir = try temporaryDirectory()
+        for (arguments, fragment) in [(["export", "--type", "q5_k", "smollm2-135m-instruct", dir + "/x.gguf"], "--type must be one of"),
+                                      (["export", "--format", "hf", "smollm2-135m-instruct", dir + "/x.gguf"], "finch merge"),
+                                      (["export", "smollm2-135m-instruct+" + dir + "/none", dir + "/x.gguf"], "none")] {
+            let r = try finch(arguments)
+            XCTAssertEqual(r.status, 1, arguments.joined(separator: " "))
+            XCTAssertTrue(r.stderr.contains(fragment), r.stderr)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
+    }
+}
