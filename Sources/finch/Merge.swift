@@ -16,7 +16,7 @@ struct Merge: ParsableCommand {
             --max-shard-size), the tokenizer files and chat template, and a model card README.md. \
             From a GGUF base, config.json, tokenizer.json and \
             tokenizer_config.json are rebuilt from its metadata as transformers converts them \
-            (byte-level BPE tokenizers; SentencePiece-style GGUF tokenizers are not written yet). \
+            (byte-level and SentencePiece-style tokenizers). \
             The folder is written under a temporary name and renamed when complete.
             """)
 
