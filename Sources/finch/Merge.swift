@@ -20,7 +20,7 @@ struct Merge: ParsableCommand {
             The folder is written under a temporary name and renamed when complete.
             """)
 
-    @Option(help: "The base model: a Hugging Face folder, a GGUF file (byte-level BPE tokenizer) or a known model name.")
+    @Option(help: "The base model: a Hugging Face folder, a GGUF file or a known model name.")
     var model: String
 
     @Option(help: "The LoRA adapter folder (PEFT format).")
