@@ -2,6 +2,7 @@ import FinchFormats
 
 /// The statistics as JSON for `run.json` (the report's dataset table).
 extension DPODatasetStatistics {
+    /// Counts, mean tokens per pair and `{min, median, max}` token lengths.
     public var jsonValue: JSONValue {
         .object([
             ("pairs", .number(String(pairs))), ("dropped", .number(String(dropped))), ("truncated", .number(String(truncated))),
@@ -21,6 +22,7 @@ extension DPODatasetStatistics.LengthSummary {
 }
 
 extension DataLoadReport {
+    /// The file, its format and row counts.
     public var jsonValue: JSONValue {
         .object([("path", .string(path)), ("format", .string("\(format.rawValue), \(schema.rawValue)")), ("rows", .number(String(rows))),
                  ("skipped", .number(String(skipped.count))), ("identical_chosen_rejected", .number(String(identicalPairs.count)))])

@@ -14,7 +14,9 @@ import Foundation
 public struct EvaluationSummary: Sendable, Equatable {
     public static let fileName = "evaluation.json"
 
+    /// One row of the before/after table.
     public struct Metric: Sendable, Equatable {
+        /// How the values show: `percent` (a fraction as a percentage) or `number`.
         public enum Format: String, Sendable { case percent, number }
         public var name: String
         public var before: Double?
@@ -29,6 +31,7 @@ public struct EvaluationSummary: Sendable, Equatable {
         }
     }
 
+    /// One prompt with the base model's and the tuned model's generations.
     public struct Sample: Sendable, Equatable {
         public var prompt: String
         public var before: String

@@ -2,6 +2,7 @@ import FinchFormats
 
 /// The statistics as JSON for `run.json` (the report's dataset table).
 extension SFTDatasetStatistics {
+    /// Counts, loss masks and `{min, median, max}` token lengths.
     public var jsonValue: JSONValue {
         .object([
             ("sequences", .number(String(sequences))), ("dropped", .number(String(dropped))), ("truncated", .number(String(truncated))),
@@ -14,6 +15,7 @@ extension SFTDatasetStatistics {
 }
 
 extension SFTDataLoadReport {
+    /// The file, its format and row counts.
     public var jsonValue: JSONValue {
         .object([("path", .string(path)), ("format", .string("\(fileFormat.rawValue), \(format.rawValue)")), ("rows", .number(String(rows))),
                  ("skipped", .number(String(skipped.count)))])

@@ -23,7 +23,9 @@ public struct SVGLineChart: Sendable {
         }
     }
 
+    /// The heading drawn above the plot.
     public var title: String
+    /// The lines, drawn in order (later ones on top).
     public var series: [Series]
     public var xLabel = "step"
     public var width = 560.0

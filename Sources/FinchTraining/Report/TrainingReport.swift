@@ -15,6 +15,8 @@ import Darwin
 /// failed or interrupted); `finch report` and anything that adds to the folder afterwards (the
 /// quickstart's evaluation) call ``write(runFolder:to:)`` again.
 public struct TrainingReport: Sendable {
+    /// The page's name in the run folder, and the files it reads besides `run.json`,
+    /// `evaluation.json` and the checkpoints.
     public static let fileName = "report.html"
     public static let metricsFile = "metrics.jsonl"
     public static let configFile = "config.json"
@@ -33,10 +35,12 @@ public struct TrainingReport: Sendable {
         case failed
     }
 
+    /// The trainer: `finch dpo` or `finch sft`.
     public enum Kind: String, Sendable { case dpo, sft }
 
     /// The run folder.
     public var folder: String
+    /// From `run.json`; for older folders, DPO when the config has `beta` or the metrics have rewards.
     public var kind: Kind
     /// Every logged record, training and evaluation (`eval_*` keys), in file order.
     public var metrics: [TrainingLogRecord]
@@ -50,6 +54,7 @@ public struct TrainingReport: Sendable {
     public var checkpoints: [(step: Int, path: String)]
     /// The plan's total steps (from `run.json`, else the newest `trainer_state.json`, else `config.json`'s `max_steps` when positive).
     public var maxSteps: Int?
+    /// What became of the run (see ``Status``).
     public var status: Status
     /// TensorBoard event files in the folder.
     public var eventFiles: [String]

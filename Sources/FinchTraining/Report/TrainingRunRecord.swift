@@ -92,6 +92,7 @@ public struct TrainingRunRecord: Sendable {
         return f.date(from: text)
     }
 
+    /// The file's JSON, as ``init(contentsOf:)`` reads it back.
     public var json: JSONValue {
         func session(_ s: Session) -> JSONValue {
             var m: [(String, JSONValue)] = [
