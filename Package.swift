@@ -86,7 +86,7 @@ let package = Package(
             dependencies: ["FinchCore", "FinchFormats", "FinchTokenizers", "FinchModels", "FinchGeneration"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats", "FinchModels", "FinchTokenizers"]),
+        .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats", "FinchModels", "FinchTokenizers", "FinchTraining"]),
         .testTarget(
             name: "FinchTrainingTests",
             dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchModels", "FinchTokenizers", "FinchTraining"],

@@ -30,8 +30,11 @@ struct DPO: TrainingSubcommand {
               threads, dry_run
 
             The run folder (output_dir) receives config.json (the resolved settings), metrics.jsonl (one \
-            line per logged step, TRL's metric names), checkpoint-N/ folders and, at the end, the adapter \
-            in PEFT's format (adapter_config.json + adapter_model.safetensors).
+            line per logged step, TRL's metric names), a TensorBoard event file (events.out.tfevents.*), \
+            run.json (sessions, timing, memory, dataset statistics), checkpoint-N/ folders, report.html \
+            (charts, settings, data, timing; at each checkpoint and at the end) and, at the end, the adapter \
+            in PEFT's format (adapter_config.json + adapter_model.safetensors). Ctrl-C stops after the \
+            current step and saves a checkpoint; --resume continues.
             """)
 
     @Argument(parsing: .captureForPassthrough, help: TrainingCommand.argumentsHelp)
@@ -45,6 +48,7 @@ struct DPORun {
     let command: DPO
 
     func run() throws {
+        let started = Date()
         let (c, modelArgument, datasetPath) = try TrainingCommand.configuration(.dpo, arguments: command.arguments)
 
         // Data first: a bad dataset should fail before minutes of model loading.
@@ -52,12 +56,15 @@ struct DPORun {
         let (examples, report) = try PreferenceDataset.load(path: datasetPath, columns: columns, skipInvalid: c.skipInvalid)
         CLI.log(report.description)
         var train = examples, eval: [PreferenceExample] = []
+        var datasetStatistics: [(String, JSONValue)] = [("train_file", report.jsonValue)]
         if let evalPath = c.evalDataset {
             let (e, evalReport) = try PreferenceDataset.load(path: evalPath, columns: columns, skipInvalid: c.skipInvalid)
             CLI.log(evalReport.description)
             eval = e
+            datasetStatistics.append(("eval_file", evalReport.jsonValue))
         } else if c.evalSplit > 0 {
             (train, eval) = PreferenceDataset.split(examples, evalFraction: c.evalSplit, seed: UInt64(c.arguments.seed))
+            datasetStatistics.append(("eval_split", .string("\(c.evalSplit) of the training file")))
         }
 
         let modelPath = try CLI.resolveModel(modelArgument)
@@ -70,7 +77,13 @@ struct DPORun {
         let (trainPairs, statistics, warnings) = try DPOTokenizer.tokenize(train, tokenizer: tokenizer, options: tokenization)
         for warning in warnings { CLI.log("warning: " + warning) }
         CLI.log("train: " + statistics.description)
-        let evalPairs = eval.isEmpty ? [] : try DPOTokenizer.tokenize(eval, tokenizer: tokenizer, options: tokenization).pairs
+        datasetStatistics.append(("train", statistics.jsonValue))
+        var evalPairs: [TokenizedPair] = []
+        if !eval.isEmpty {
+            let tokenized = try DPOTokenizer.tokenize(eval, tokenizer: tokenizer, options: tokenization)
+            evalPairs = tokenized.pairs
+            datasetStatistics.append(("eval", tokenized.statistics.jsonValue))
+        }
         if c.dryRun {
             for pair in trainPairs.prefix(3) { print(DPOTokenizer.describe(pair, tokenizer: tokenizer)) }
             print("train: \(statistics.description)")
@@ -134,8 +147,10 @@ struct DPORun {
             }
         }
 
+        let run = TrainingRunRecord(kind: "dpo", model: modelArgument, dataset: datasetPath, maxSteps: trainer.plan.totalSteps,
+                                    unit: "pairs", datasetStatistics: .object(datasetStatistics))
         try TrainingCommand.train(trainer, c, output: output, baseModel: modelArgument, unit: "pairs",
-            evalSteps: trainerConfiguration.evalSteps)
+            evalSteps: trainerConfiguration.evalSteps, run: run, started: started)
     }
 }
 

@@ -35,18 +35,22 @@ struct SFTRun {
     let arguments: [String]
 
     func run() throws {
+        let started = Date()
         let (c, modelArgument, datasetPath) = try TrainingCommand.configuration(.sft, arguments: arguments)
         var columns = c.columns
         if c.datasetTextField != "text", columns["text"] == nil { columns["text"] = c.datasetTextField }
         let (examples, report) = try SFTDataset.load(path: datasetPath, columns: columns, skipInvalid: c.skipInvalid)
         CLI.log(report.description)
         var train = examples, eval: [SFTExample] = []
+        var datasetStatistics: [(String, JSONValue)] = [("train_file", report.jsonValue)]
         if let evalPath = c.evalDataset {
             let (e, evalReport) = try SFTDataset.load(path: evalPath, columns: columns, skipInvalid: c.skipInvalid)
             CLI.log(evalReport.description)
             eval = e
+            datasetStatistics.append(("eval_file", evalReport.jsonValue))
         } else if c.evalSplit > 0 {
             (train, eval) = SFTDataset.split(examples, evalFraction: c.evalSplit, seed: UInt64(c.arguments.seed))
+            datasetStatistics.append(("eval_split", .string("\(c.evalSplit) of the training file")))
         }
         let source = try ModelSource(path: CLI.resolveModel(modelArgument))
         let tokenizer = try Tokenizer(source: source)
@@ -56,7 +60,13 @@ struct SFTRun {
         let (sequences, statistics, warnings) = try SFTTokenizer.tokenize(train, tokenizer: tokenizer, options: options)
         for warning in warnings { CLI.log("warning: " + warning) }
         CLI.log("train: " + statistics.description)
-        let evalSequences = eval.isEmpty ? [] : try SFTTokenizer.tokenize(eval, tokenizer: tokenizer, options: options).sequences
+        datasetStatistics.append(("train", statistics.jsonValue))
+        var evalSequences: [SFTSequence] = []
+        if !eval.isEmpty {
+            let tokenized = try SFTTokenizer.tokenize(eval, tokenizer: tokenizer, options: options)
+            evalSequences = tokenized.sequences
+            datasetStatistics.append(("eval", tokenized.statistics.jsonValue))
+        }
         if c.dryRun {
             for sequence in sequences.prefix(3) { print(SFTTokenizer.describe(sequence, tokenizer: tokenizer)) }
             print("train: \(statistics.description)")
@@ -69,7 +79,10 @@ struct SFTRun {
             return SFTPacking.pack(s, maxLength: maxLength).map { $0.map(converted) }
         }
         let trainRows = rows(sequences), evalRows = rows(evalSequences)
-        if c.packing { CLI.log("packing: \(sequences.count) sequences into \(trainRows.count) rows of at most \(c.maxLength ?? 0) tokens") }
+        if c.packing {
+            CLI.log("packing: \(sequences.count) sequences into \(trainRows.count) rows of at most \(c.maxLength ?? 0) tokens")
+            datasetStatistics.append(("packed_rows", .number(String(trainRows.count))))
+        }
 
         let (model, _, pool) = try TrainingCommand.loadModel(c, source: source)
         let (policy, arena) = try SFTTrainer.makePolicy(model: model, configuration: c.lora, seed: UInt64(truncatingIfNeeded: c.arguments.seed))
@@ -84,7 +97,9 @@ struct SFTRun {
         let trainer = try SFTTrainer(model: model, policy: policy, arena: arena, trainRows: trainRows, evalRows: evalRows,
                                      configuration: trainerConfiguration, pool: pool)
         let output = try TrainingCommand.prepareRunFolder(c, trainer: trainer)
+        let run = TrainingRunRecord(kind: "sft", model: modelArgument, dataset: datasetPath, maxSteps: trainer.plan.totalSteps,
+                                    unit: "sequences", datasetStatistics: .object(datasetStatistics))
         try TrainingCommand.train(trainer, c, output: output, baseModel: modelArgument, unit: "sequences",
-            evalSteps: trainerConfiguration.evalSteps)
+            evalSteps: trainerConfiguration.evalSteps, run: run, started: started)
     }
 }

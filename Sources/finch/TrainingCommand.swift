@@ -97,36 +97,89 @@ enum TrainingCommand {
         return output
     }
 
-    /// Runs the remaining steps: metrics (plus `tokens_per_second` and `<unit>_per_second`),
-    /// progress, checkpoints every `save_steps`, evaluation every `evalSteps` and at the end, and
-    /// the final adapter in PEFT's format.
+    /// Runs the remaining steps: metrics (plus `tokens_per_second` and `<unit>_per_second`) in
+    /// `metrics.jsonl` and the TensorBoard event file, `run.json`, progress, checkpoints every
+    /// `save_steps`, evaluation every `evalSteps` and at the end, and the final adapter in PEFT's
+    /// format. `report.html` is written at each checkpoint and when the run ends: finished,
+    /// failed (after the error is recorded), or stopped by Ctrl-C, which first finishes the
+    /// step in progress and saves a checkpoint so that `--resume` continues (exit status 130).
+    ///
+    /// - Parameters:
+    ///   - run: the kind, model, data, plan and dataset statistics for `run.json`.
+    ///   - started: when the command started (the session's wall time includes the model load).
     static func train(_ trainer: LoRATrainer, _ c: DPORunConfiguration, output: String, baseModel: String,
-                      unit: String, evalSteps: Int) throws {
+                      unit: String, evalSteps: Int, run: TrainingRunRecord, started: Date) throws {
         let metrics = try MetricsFile(path: output + "/metrics.jsonl", truncateAfterStep: trainer.step)
+        let recorder = try TrainingRunRecorder(folder: output, run: run, started: started, startStep: trainer.step,
+                                               tokensSeen: trainer.tokensSeen)
         let progress = ProgressLine(total: trainer.plan.totalSteps, unit: unit)
+        let interrupt = InterruptRequest.install(message: "stopping after this step (a checkpoint and the report are saved); Ctrl-C again quits now")
+        defer { interrupt.uninstall() }
         var windowStart = Date(), windowTokens = trainer.tokensSeen, windowExamples = 0, lastStep = trainer.step
-        while trainer.step < trainer.plan.totalSteps {
-            windowExamples += trainer.exampleCount(ofStep: trainer.step + 1)
-            let record = try trainer.trainStep()
-            if var record {
-                let seconds = Date().timeIntervalSince(windowStart)
-                record.values.append(("tokens_per_second", Double(trainer.tokensSeen - windowTokens) / seconds))
-                record.values.append(("\(unit)_per_second", Double(windowExamples) / seconds))
-                try metrics.append(record)
-                progress.update(record, secondsPerStep: seconds / Double(max(1, trainer.step - lastStep)))
-                (windowStart, windowTokens, windowExamples, lastStep) = (Date(), trainer.tokensSeen, 0, trainer.step)
+        var sessionExamples = 0
+        func log(_ record: TrainingLogRecord) throws {
+            try metrics.append(record)
+            try recorder.log(record, step: trainer.step, tokensSeen: trainer.tokensSeen, examples: sessionExamples)
+        }
+        func writeReport(announce: Bool = true) {
+            do {
+                if let path = try recorder.writeReport(), announce { progress.note("report: \(path)") }
+            } catch {
+                progress.note("warning: the report was not written: \(CLI.oneLine(error) ?? "\(error)")")
             }
-            if c.saveSteps > 0, trainer.step % c.saveSteps == 0 {
-                progress.note("saved " + (try trainer.saveCheckpoint(in: output, baseModel: baseModel, totalLimit: c.saveTotalLimit)))
+        }
+        do {
+            while trainer.step < trainer.plan.totalSteps {
+                let stepExamples = trainer.exampleCount(ofStep: trainer.step + 1)
+                windowExamples += stepExamples
+                let record = try trainer.trainStep()
+                sessionExamples += stepExamples
+                if var record {
+                    let seconds = Date().timeIntervalSince(windowStart)
+                    record.values.append(("tokens_per_second", Double(trainer.tokensSeen - windowTokens) / seconds))
+                    record.values.append(("\(unit)_per_second", Double(windowExamples) / seconds))
+                    try log(record)
+                    progress.update(record, secondsPerStep: seconds / Double(max(1, trainer.step - lastStep)))
+                    (windowStart, windowTokens, windowExamples, lastStep) = (Date(), trainer.tokensSeen, 0, trainer.step)
+                }
+                var saved = false
+                if c.saveSteps > 0, trainer.step % c.saveSteps == 0 {
+                    progress.note("saved " + (try trainer.saveCheckpoint(in: output, baseModel: baseModel, totalLimit: c.saveTotalLimit)))
+                    try recorder.update(step: trainer.step, tokensSeen: trainer.tokensSeen, examples: sessionExamples)
+                    writeReport(announce: false)
+                    saved = true
+                }
+                if evalSteps > 0, trainer.step % evalSteps == 0 || trainer.step == trainer.plan.totalSteps, let record = try trainer.evaluate() {
+                    try log(record)
+                    progress.note(record.values.map { "\($0.0) \(String(format: "%.4g", $0.1))" }.joined(separator: ", "))
+                }
+                if interrupt.requested, trainer.step < trainer.plan.totalSteps {
+                    if !saved {
+                        progress.note("saved " + (try trainer.saveCheckpoint(in: output, baseModel: baseModel, totalLimit: c.saveTotalLimit)))
+                    }
+                    try recorder.update(step: trainer.step, tokensSeen: trainer.tokensSeen, examples: sessionExamples, status: .interrupted)
+                    writeReport()
+                    progress.note("stopped at step \(trainer.step) of \(trainer.plan.totalSteps); --resume continues from here")
+                    throw ExitCode(130)
+                }
             }
-            if evalSteps > 0, trainer.step % evalSteps == 0 || trainer.step == trainer.plan.totalSteps, let record = try trainer.evaluate() {
-                try metrics.append(record)
-                progress.note(record.values.map { "\($0.0) \(String(format: "%.4g", $0.1))" }.joined(separator: ", "))
-            }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            try? recorder.update(step: trainer.step, tokensSeen: trainer.tokensSeen, examples: sessionExamples, status: .failed,
+                                 error: CLI.oneLine(error) ?? "\(error)")
+            writeReport()
+            throw error
         }
         progress.finish()
         try trainer.policy.savePEFT(to: output, baseModel: baseModel)
         CLI.log("adapter saved to \(output) (adapter_config.json, adapter_model.safetensors)")
+        try recorder.update(step: trainer.step, tokensSeen: trainer.tokensSeen, examples: sessionExamples, status: .finished)
+        if let path = try? recorder.writeReport() {
+            CLI.log("report: \(path); TensorBoard: tensorboard --logdir \(output)")
+        } else {
+            CLI.log("warning: the report was not written; finch report \(output) retries")
+        }
     }
 }
 

@@ -254,7 +254,9 @@ final class DPOCommandTests: XCTestCase, FinchCLIRunning {
         let r = try finch(arguments(dir + "/run", steps: 4, extra: ["--save_steps", "2", "--save_total_limit", "1"]))
         XCTAssertEqual(r.status, 0, r.stderr)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/run").sorted()
-        XCTAssertEqual(files, ["adapter_config.json", "adapter_model.safetensors", "checkpoint-4", "config.json", "metrics.jsonl"])
+        XCTAssertEqual(files.filter { !$0.hasPrefix("events.out.tfevents.") },
+                       ["adapter_config.json", "adapter_model.safetensors", "checkpoint-4", "config.json", "metrics.jsonl", "report.html", "run.json"])
+        XCTAssertEqual(files.filter { $0.hasPrefix("events.out.tfevents.") }.count, 1, "one TensorBoard file")
         let lines = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 4)
         let first = try JSONValue.parse(String(lines[0]), path: "metrics")
