@@ -59,21 +59,17 @@ extension ModelServer {
         }
 
         record.deferred = true
-        let opened = record
+        let lease = StreamLease(server: self, job: job, timer: timer, record: record)
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"],
-                        body: ResponseBody { [self] writer in
-            var record = opened
-            defer {
-                timer.cancel()
-                logRequest(record, status: 200)
-            }
+                        body: ResponseBody { [self, lease] writer in
+            lease.begin()
             do {
                 try await untilClientLeaves(request, job) {
-                    try await stream(job, formatter, promptTokens: promptCount, writer: &writer, record: &record)
+                    try await stream(job, formatter, promptTokens: promptCount, writer: &writer, record: &lease.record)
                 }
             } catch {
                 queue.cancel(job, .clientGone)
-                if record.note == nil { record.note = "client gone" }
+                if lease.record.note == nil { lease.record.note = "client gone" }
                 throw error
             }
         })

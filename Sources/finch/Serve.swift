@@ -65,14 +65,21 @@ struct Serve: AsyncParsableCommand {
         return url.lastPathComponent.isEmpty ? argument : url.lastPathComponent
     }
 
+    var settings: ServerConfiguration {
+        ServerConfiguration(
+            host: host, port: port, apiKey: apiKey ?? ProcessInfo.processInfo.environment["FINCH_API_KEY"].flatMap { $0.isEmpty ? nil : $0 },
+            logPrompts: logPrompts, maxQueue: maxQueue, maxTokensLimit: maxTokensLimit, maxBodyBytes: maxBodyBytes,
+            requestTimeout: requestTimeout)
+    }
+
+    func validate() throws {
+        do { try settings.validate() } catch let error as ServerError { throw ValidationError(error.description) }
+        if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1") }
+    }
+
     func run() async throws {
         try await CLI.runAsync {
             let argument = model.lowercased() == "default" ? KnownModel.defaultModel.name : model
-            let settings = ServerConfiguration(
-                host: host, port: port, apiKey: apiKey ?? ProcessInfo.processInfo.environment["FINCH_API_KEY"].flatMap { $0.isEmpty ? nil : $0 },
-                logPrompts: logPrompts, maxQueue: maxQueue, maxTokensLimit: maxTokensLimit, maxBodyBytes: maxBodyBytes,
-                requestTimeout: requestTimeout)
-            do { try settings.validate() } catch let error as ServerError { throw ValidationError(error.description) }
             var flags: [String] = []
             if let adapter { flags += ["--adapter", adapter] }
             if let mergeAdapter { flags += ["--merge-adapter", mergeAdapter] }

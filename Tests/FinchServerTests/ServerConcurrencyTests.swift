@@ -74,6 +74,26 @@ final class ServerConcurrencyTests: XCTestCase {
         XCTAssertTrue(log.requests.contains { $0.hasPrefix("POST /v1/completions 504 ") && $0.hasSuffix("(timeout)") }, log.all.joined(separator: "\n"))
     }
 
+    /// A streamed response whose body is dropped unwritten (the connection failed before the head
+    /// went out) still cancels its generation and logs the request.
+    func testDroppedStreamBodyCancelsItsGeneration() async throws {
+        let log = LogLines()
+        let server = try makeServer(log: log)
+        let blocker = try await occupy(server)
+        let waiting = BlockingJob()
+        try server.queue.submit(waiting.job)
+        var lease: StreamLease? = StreamLease(server: server, job: waiting.job, timer: Task {}, record: RequestRecord(method: "POST", path: "/v1/chat/completions"))
+        XCTAssertNotNil(lease)
+        XCTAssertEqual(server.queue.status.waiting, 1)
+        lease = nil
+        XCTAssertEqual(waiting.job.cancelReason, .clientGone)
+        XCTAssertEqual(server.queue.status.waiting, 0, "the cancelled job leaves the queue")
+        XCTAssertEqual(log.requests.count, 1)
+        XCTAssertTrue(log.requests.first?.hasPrefix("POST /v1/chat/completions 499 in 0 out 0 ") == true, log.all.joined(separator: "\n"))
+        XCTAssertTrue(log.requests.first?.hasSuffix(" ms (client gone before the response began)") == true, log.all.joined(separator: "\n"))
+        blocker.release.signal()
+    }
+
     func testShutdownRefusesNewWork() async throws {
         let server = try makeServer()
         server.queue.shutdown()

@@ -27,6 +27,9 @@ for _ in $(seq 600); do
 done
 [ -n "$port" ] || { echo "finch serve did not start" >&2; cat "$log" >&2; exit 1; }
 echo "finch serve (pid $pid) on port $port; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# The same model's decode speed outside the server, right now, as the yardstick for the figures below.
+echo "== finch generate alone (same threads, same moment): $("$FINCH" generate --model smollm2-135m-instruct --prompt "Tell me a story." \
+  --max-new-tokens "$MAX_TOKENS" --ignore-eos --threads 2 2>&1 >/dev/null | grep -o 'decode .*tokens/s')"
 
 echo "== $CLIENTS concurrent streaming clients, $MAX_TOKENS tokens each (ignore_eos)"
 python3 bench/serve/load_client.py concurrent --port "$port" --clients "$CLIENTS" --max-tokens "$MAX_TOKENS"
