@@ -233,7 +233,7 @@ main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
   // --- Markdown -----------------------------------------------------------------------------
   // Everything the model writes is escaped before any markup is added: the only tags in the
   // output are the fixed ones this renderer writes, and the only attribute value taken from the
-  // input is a link's href, which must start with http:// or https:// and is escaped too.
+  // input is a link's href, which must be an http or https URL and is escaped too.
   // NUL is reserved for placeholders, so it is replaced in the input first.
 
   var MAX_DEPTH = 6;
@@ -403,9 +403,23 @@ main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
     return { html: html + (ordered ? '</ol>' : '</ul>'), next: i };
   }
 
+  // Inline Markdown. Every element is built from already balanced HTML and parked in a slot (a
+  // NUL-delimited number) so that later patterns cannot match across it: the output stays well
+  // nested whatever the model writes (e.g. "**a *b** c*").
   function inline(text) {
     var slots = [];
     function hold(html) { return '\u0000' + (slots.push(html) - 1) + '\u0000'; }
+    function anchor(url, labelHTML) {
+      return hold('<a href="' + url + '" target="_blank" rel="noopener noreferrer">' + labelHTML + '</a>');
+    }
+    function emphasis(s) {
+      s = s.replace(/\*\*(?=\S)([\s\S]*?\S)\*\*/g, function (_, c) { return hold('<strong>' + emphasis(c) + '</strong>'); });
+      s = s.replace(/(^|[^\w])__(?=\S)([\s\S]*?\S)__(?!\w)/g, function (_, before, c) { return before + hold('<strong>' + emphasis(c) + '</strong>'); });
+      s = s.replace(/(^|[^*])\*(?=[^\s*])([^*\n]*?[^\s*]|[^\s*])\*(?!\*)/g, function (_, before, c) { return before + hold('<em>' + emphasis(c) + '</em>'); });
+      s = s.replace(/(^|[^\w])_(?=[^\s_])([^_\n]*?[^\s_]|[^\s_])_(?!\w)/g, function (_, before, c) { return before + hold('<em>' + emphasis(c) + '</em>'); });
+      s = s.replace(/~~(?=\S)([\s\S]*?\S)~~/g, function (_, c) { return hold('<del>' + emphasis(c) + '</del>'); });
+      return s;
+    }
     // Code spans first: nothing inside them is Markdown.
     text = text.replace(/(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/g, function (_, ticks, code) {
       code = code.replace(/\n/g, ' ');
@@ -415,26 +429,27 @@ main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
     // Backslash escapes keep a punctuation character literal.
     text = text.replace(/\\([\\`*_{}\[\]()#+\-.!~|<>])/g, function (_, c) { return hold(escapeHTML(c)); });
     var s = escapeHTML(text);
-    // [label](http(s)://…): any other scheme (javascript:, data:, …) stays plain text.
+    // [label](http(s) URL): any other scheme (javascript:, data:, …) stays plain text. The URL is
+    // escaped text, so it cannot contain a quote that would end the attribute.
     s = s.replace(/\[([^\[\]\n\u0000]+)\]\((https?:\/\/[^\s()\u0000]+?)(?:[ \t]+&quot;[^\n\u0000]*?&quot;)?\)/g,
-      function (_, label, url) {
-        return hold('<a href="' + url + '" target="_blank" rel="noopener noreferrer">') + label + hold('</a>');
-      });
+      function (_, label, url) { return anchor(url, emphasis(label)); });
     // Bare http(s) URLs, without the punctuation that usually ends a sentence.
     s = s.replace(/(^|[\s(])(https?:\/\/(?:[^\s&\u0000]|&amp;)+)/g, function (_, before, url) {
-      var tail = /(?:[.,:;!?)\]]|&#39;|&quot;|&gt;)+$/.exec(url);
-      var rest = tail ? tail[0] : '';
-      url = url.slice(0, url.length - rest.length);
+      var rest = '';
+      for (;;) {
+        if (/&amp;$/.test(url)) { rest = '&amp;' + rest; url = url.slice(0, -5); }
+        else if (/[.,:;!?)\]*_~]$/.test(url)) { rest = url.slice(-1) + rest; url = url.slice(0, -1); }
+        else break;
+      }
       if (!/^https?:\/\/./.test(url)) return before + url + rest;
-      return before + hold('<a href="' + url + '" target="_blank" rel="noopener noreferrer">' + url + '</a>') + rest;
+      return before + anchor(url, url) + rest;
     });
-    s = s.replace(/\*\*(?=\S)([\s\S]*?\S)\*\*/g, '<strong>$1</strong>');
-    s = s.replace(/(^|[^\w])__(?=\S)([\s\S]*?\S)__(?!\w)/g, '$1<strong>$2</strong>');
-    s = s.replace(/(^|[^*])\*(?=[^\s*])([^*\n]*?[^\s*]|[^\s*])\*(?!\*)/g, '$1<em>$2</em>');
-    s = s.replace(/(^|[^\w])_(?=[^\s_])([^_\n]*?[^\s_]|[^\s_])_(?!\w)/g, '$1<em>$2</em>');
-    s = s.replace(/~~(?=\S)([\s\S]*?\S)~~/g, '<del>$1</del>');
-    s = s.replace(/\n/g, '<br>');
-    return s.replace(/\u0000(\d+)\u0000/g, function (_, n) { return slots[+n]; });
+    s = emphasis(s).replace(/\n/g, '<br>');
+    // Slots hold slots made before them (a link's label, nested emphasis): expand recursively.
+    function expand(html) {
+      return html.replace(/\u0000(\d+)\u0000/g, function (_, n) { return expand(slots[+n]); });
+    }
+    return expand(s);
   }
 
   /** Renders Markdown to HTML; every character of the input reaches the output escaped. */
