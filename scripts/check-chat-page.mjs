@@ -1,7 +1,7 @@
 // Drives headless Chromium through the DevTools protocol against a running `finch serve`:
-// loads the chat page at desktop and phone sizes, sends a message (a click on Send, then the
-// Enter key), waits for the streamed reply, checks it, stops a second reply midway, and saves
-// screenshots. Run by scripts/check-chat-page (which starts the server); needs Node 20 with
+// loads the chat page at desktop size in the light color scheme and at phone size in the dark
+// one, sends a message (a click on Send, then the Enter key), waits for the streamed reply,
+// checks it, stops a second reply midway, and saves screenshots. Run by scripts/check-chat-page (which starts the server); needs Node 20 with
 // --experimental-websocket (Node 22 has WebSocket built in).
 //
 //   node --experimental-websocket scripts/check-chat-page.mjs --url http://127.0.0.1:PORT \
@@ -186,6 +186,7 @@ async function openPage(cdp, viewport) {
     width: viewport.width, height: viewport.height, deviceScaleFactor: 1, mobile: viewport.mobile,
   }, s);
   if (viewport.mobile) await cdp.send('Emulation.setTouchEmulationEnabled', { enabled: true, maxTouchPoints: 5 }, s);
+  await cdp.send('Emulation.setEmulatedMedia', { features: [{ name: 'prefers-color-scheme', value: viewport.scheme }] }, s);
   const loaded = cdp.once('Page.loadEventFired', s, 30_000);
   const nav = await cdp.send('Page.navigate', { url: base + '/' }, s);
   if (nav.errorText) fail(`${viewport.name}: loading ${base}/ failed: ${nav.errorText}`);
@@ -278,8 +279,8 @@ async function run() {
   await cdp.open();
   const shots = [];
   const viewports = [
-    { name: 'desktop', width: 1280, height: 800, mobile: false, send: 'click' },
-    { name: 'phone', width: 375, height: 740, mobile: true, send: 'enter' },
+    { name: 'desktop', width: 1280, height: 800, mobile: false, send: 'click', scheme: 'light' },
+    { name: 'phone', width: 375, height: 740, mobile: true, send: 'enter', scheme: 'dark' },
   ];
   for (const viewport of viewports) {
     const page = await openPage(cdp, viewport);

@@ -576,7 +576,7 @@ main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
       } catch (e) { message = body.slice(0, 300); }
       var text = 'Error ' + res.status + (message ? ': ' + message : res.statusText ? ': ' + res.statusText : '');
       if (res.status === 429 && !/try again/i.test(text)) text += ' (busy, try again in a moment)';
-      if (res.status === 401) text += ' Set the API key in Settings.';
+      if (res.status === 401) text += (/[.!?]$/.test(text) ? ' ' : '. ') + 'Set the API key in Settings.';
       return text;
     });
   }
