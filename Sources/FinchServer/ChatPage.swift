@@ -84,7 +84,7 @@ header {
 .field textarea { resize: vertical; min-height: 84px; }
 .row { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; }
 main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
-#messages { flex: 1; overflow-y: auto; padding: 18px 14px 8px; scroll-behavior: smooth; }
+#messages { flex: 1; overflow-y: auto; padding: 18px 14px 8px; }
 .empty { max-width: 520px; margin: 12vh auto 0; text-align: center; color: var(--muted); }
 .empty strong { color: var(--text); }
 .msg { display: flex; max-width: 860px; margin: 0 auto 14px; }
@@ -556,6 +556,10 @@ main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
   document.addEventListener('keydown', function (e) {
     if (e.key === 'Escape' && els.settings.classList.contains('open')) { setSettingsOpen(false); els.settingsToggle.focus(); }
   });
+  // On a phone the panel covers the chat: a tap on the chat closes it.
+  document.querySelector('main').addEventListener('click', function () {
+    if (els.settings.classList.contains('open')) setSettingsOpen(false);
+  });
 
   function authHeaders() {
     var key = els.apiKey.value.trim();
@@ -750,7 +754,7 @@ main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
     setBusy(true);
 
     var stats = { t0: performance.now(), tFirst: 0, tEnd: 0, tokens: 0, exact: false, finish: null, stopped: false, failed: false };
-    var chunks = 0, usage = null, finished = false, painted = true;
+    var chunks = 0, usage = null, finished = false, painted = true, answered = false;
     function paint() {
       painted = true;
       var follow = nearBottom();
@@ -790,6 +794,7 @@ main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
       body: JSON.stringify(buildRequest()),
       signal: controller.signal
     }).then(function (res) {
+      answered = true;
       if (!res.ok) return errorText(res).then(function (t) { throw new Error(t); });
       if (!res.body) throw new Error('This browser cannot read a streamed response.');
       var reader = res.body.getReader();
@@ -806,7 +811,13 @@ main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
       });
     }).catch(function (e) {
       if (controller.signal.aborted) stats.stopped = true;
-      else { stats.failed = true; showError(e && e.message ? e.message : String(e)); }
+      else {
+        stats.failed = true;
+        var message = e && e.message ? e.message : String(e);
+        // fetch and stream reads reject with a TypeError when the connection fails.
+        if (e && e.name === 'TypeError') message = (answered ? 'The connection was lost: ' : 'Cannot reach the server: ') + message;
+        showError(message);
+      }
     }).then(function () {
       stats.tEnd = performance.now();
       state.controller = null;
