@@ -187,6 +187,12 @@ async function openPage(cdp, viewport) {
   }, s);
   if (viewport.mobile) await cdp.send('Emulation.setTouchEmulationEnabled', { enabled: true, maxTouchPoints: 5 }, s);
   await cdp.send('Emulation.setEmulatedMedia', { features: [{ name: 'prefers-color-scheme', value: viewport.scheme }] }, s);
+  if (apiKey) {
+    // As if typed in earlier: the page reads the key from local storage before its first request.
+    await cdp.send('Page.addScriptToEvaluateOnNewDocument', {
+      source: `localStorage.setItem('finch.apiKey', ${JSON.stringify(apiKey)});`,
+    }, s);
+  }
   const loaded = cdp.once('Page.loadEventFired', s, 30_000);
   const nav = await cdp.send('Page.navigate', { url: base + '/' }, s);
   if (nav.errorText) fail(`${viewport.name}: loading ${base}/ failed: ${nav.errorText}`);
@@ -284,10 +290,6 @@ async function run() {
   ];
   for (const viewport of viewports) {
     const page = await openPage(cdp, viewport);
-    if (apiKey) {
-      await page.eval(`(() => { const k = document.getElementById('api-key'); k.value = ${JSON.stringify(apiKey)};
-        k.dispatchEvent(new Event('change')); })()`);
-    }
     const header = await page.waitFor(`(() => { const t = document.getElementById('model-name').textContent;
       return t && t !== 'connecting…' ? t : ''; })()`, 30_000, 'the model name in the header');
     if (header !== model) fail(`${viewport.name}: the header shows "${header}", GET /v1/models serves "${model}"`);
