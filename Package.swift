@@ -33,10 +33,12 @@ let package = Package(
         .library(name: "FinchModels", targets: ["FinchModels"]),
         .library(name: "FinchGeneration", targets: ["FinchGeneration"]),
         .library(name: "FinchTraining", targets: ["FinchTraining"]),
+        .library(name: "FinchServer", targets: ["FinchServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // OpenBLAS on Linux (`apt-get install libopenblas-dev`); Accelerate on Apple platforms.
@@ -60,10 +62,19 @@ let package = Package(
             dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels"],
             swiftSettings: kernelSettings
         ),
+        // The HTTP server (web chat page, OpenAI-compatible API): the only module that imports an HTTP stack.
+        .target(
+            name: "FinchServer",
+            dependencies: [
+                "FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels", "FinchGeneration",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .executableTarget(
             name: "finch",
             dependencies: [
                 "FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels", "FinchGeneration", "FinchTraining",
+                "FinchServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -85,6 +96,13 @@ let package = Package(
             name: "FinchModelsTests",
             dependencies: ["FinchCore", "FinchFormats", "FinchTokenizers", "FinchModels", "FinchGeneration"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "FinchServerTests",
+            dependencies: [
+                "FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels", "FinchGeneration", "FinchServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats", "FinchModels", "FinchTokenizers"]),
         .testTarget(

@@ -75,8 +75,12 @@ public final class Generator: @unchecked Sendable {
 
     /// Generates synchronously; `onText` receives each final piece of text and returns false to
     /// stop (as Ctrl-C in `finch chat` does). `cache` may hold an earlier prefix of the prompt.
+    /// `shouldContinue` is asked before every forward pass (the prefill and each decode step), so a
+    /// caller can stop within one step even while text is held back (a partial character or a
+    /// possible stop string); stopping either way ends with `FinishReason.cancelled`.
     public func generate(_ request: GenerationRequest, cache existing: KVCache? = nil,
-                         onText: (String) -> Bool = { _ in true }) throws -> GenerationSummary {
+                         onText: (String) -> Bool = { _ in true },
+                         shouldContinue: () -> Bool = { true }) throws -> GenerationSummary {
         guard !request.promptTokens.isEmpty else { throw GenerationError("the prompt is empty (it has no tokens)") }
         guard request.maxNewTokens >= 0 else { throw GenerationError("max_new_tokens must be ≥ 0") }
         let context = model.contextLength
@@ -91,6 +95,10 @@ public final class Generator: @unchecked Sendable {
         cache.truncate(to: reuse)
         let clock = ContinuousClock()
         let start = clock.now
+        guard shouldContinue() else {
+            return GenerationSummary(promptTokens: request.promptTokens.count, prefilledTokens: 0, generatedTokens: [],
+                                     finishReason: .cancelled, prefillSeconds: 0, decodeSeconds: 0, text: "")
+        }
         var logits = try model.forward(Array(request.promptTokens[reuse...]), cache: cache, adapter: adapter, pool: pool)
         let prefill = clock.now - start
         var all = request.promptTokens
@@ -128,6 +136,7 @@ public final class Generator: @unchecked Sendable {
                 reason = cache.capacity >= context ? .contextFull : .maxTokens
                 break
             }
+            guard shouldContinue() else { reason = .cancelled; break }
             logits = try model.forward([token], cache: cache, adapter: adapter, pool: pool)
         }
         if reason != .stopString && reason != .cancelled {

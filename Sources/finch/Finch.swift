@@ -3,7 +3,7 @@ import FinchFormats
 
 /// The `finch` command: preference-tune (DPO) and serve small language models.
 @main
-struct Finch: ParsableCommand {
+struct Finch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finch",
         abstract: "Preference-tune (DPO) and serve small language models, natively in Swift.",
@@ -14,6 +14,6 @@ struct Finch: ParsableCommand {
             Cache: $FINCH_CACHE_DIR, else $XDG_CACHE_HOME/finch, else ~/.cache/finch.
             """,
         version: "0.1.0",
-        subcommands: [Pull.self, Inspect.self, Tokenize.self, Generate.self, Chat.self, DPO.self, SFT.self, Merge.self]
+        subcommands: [Pull.self, Inspect.self, Tokenize.self, Generate.self, Chat.self, DPO.self, SFT.self, Merge.self, Serve.self]
     )
 }

@@ -62,6 +62,24 @@ final class GenerationTests: XCTestCase {
         XCTAssertLessThan(c.generatedTokens.count, 16)
     }
 
+    /// `shouldContinue` is asked before each forward pass, whether or not the step produced text:
+    /// answering false before decode step k ends with `.cancelled` and k tokens (the prefill's and
+    /// k − 1 steps'); false before the prefill runs nothing.
+    func testShouldContinueStopsWithinOneStep() throws {
+        let g = try generator()
+        let prompt = g.tokenizer.encode("The capital of France is")
+        var asked = 0
+        let s = try g.generate(GenerationRequest(promptTokens: prompt, maxNewTokens: 12),
+                               shouldContinue: { asked += 1; return asked <= 3 })
+        XCTAssertEqual(s.finishReason, .cancelled)
+        XCTAssertEqual(s.generatedTokens.count, 3, "asked before the prefill and before decode steps 1, 2; refused before step 3")
+        XCTAssertEqual(asked, 4)
+        let none = try g.generate(GenerationRequest(promptTokens: prompt, maxNewTokens: 12), shouldContinue: { false })
+        XCTAssertEqual(none.finishReason, .cancelled)
+        XCTAssertEqual(none.generatedTokens, [])
+        XCTAssertEqual(none.prefilledTokens, 0)
+    }
+
     func testStreamingEventsEndWithASummary() async throws {
         let g = try generator()
         var text = ""
