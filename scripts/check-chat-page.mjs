@@ -5,7 +5,8 @@
 // --experimental-websocket (Node 22 has WebSocket built in).
 //
 //   node --experimental-websocket scripts/check-chat-page.mjs --url http://127.0.0.1:PORT \
-//        [--out '/tmp/finch-chat-*.png'] [--chromium chromium] [--api-key KEY] [--server-pid PID]
+//        [--out '/tmp/finch-chat-*.png'] [--max-tokens 100] [--chromium chromium] [--api-key KEY]
+//        [--server-pid PID --server-log FILE]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ const apiKey = args['api-key'] || '';
 const serverPid = args['server-pid'] ? Number(args['server-pid']) : 0;
 const serverLog = args['server-log'] || '';
 const PROMPT = args.prompt || 'Write a short poem about a finch in the morning.';
+const MAX_TOKENS = Number(args['max-tokens'] || 100);
 const REPLY_TIMEOUT_MS = 240_000;
 
 if (!base) fail('--url http://HOST:PORT of the running server is required');
@@ -307,12 +309,20 @@ async function run() {
     } else if (!(await page.eval(settingsShown))) {
       fail('desktop: the settings panel should be visible at 1280 px');
     }
+    if (!viewport.mobile) {
+      // Typed into the Max tokens field (kept in local storage, so the phone page has it too).
+      await page.click('#max-tokens');
+      await page.eval(`document.getElementById('max-tokens').select()`);
+      await page.type(String(MAX_TOKENS));
+    }
 
     await page.click('#prompt');
     await page.type(PROMPT);
     const r = await sendAndWait(page, viewport.send);
     if (!r.reply.trim()) fail(`${viewport.name}: the streamed reply is empty (meta: "${r.meta}")`);
     if (!/tokens\/s/.test(r.meta)) fail(`${viewport.name}: no tokens/s shown after the reply (meta: "${r.meta}")`);
+    const counted = /(\d+) tokens? ·/.exec(r.meta);
+    if (!counted || Number(counted[1]) > MAX_TOKENS) fail(`${viewport.name}: the reply should have at most ${MAX_TOKENS} tokens (meta: "${r.meta}")`);
     const userText = await page.eval(`document.querySelector('#messages .msg.user .content').textContent`);
     if (userText !== PROMPT) fail(`${viewport.name}: the user bubble shows "${userText}", typed "${PROMPT}"`);
     if (await page.eval(`document.getElementById('prompt').value`)) fail(`${viewport.name}: the prompt box was not cleared after sending`);
