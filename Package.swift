@@ -57,7 +57,7 @@ let package = Package(
         // instructions instead of `fmaf` calls.
         .target(
             name: "FinchTraining",
-            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels"],
+            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels", "FinchGeneration"],
             swiftSettings: kernelSettings
         ),
         .executableTarget(
@@ -86,10 +86,10 @@ let package = Package(
             dependencies: ["FinchCore", "FinchFormats", "FinchTokenizers", "FinchModels", "FinchGeneration"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats", "FinchModels", "FinchTokenizers"]),
+        .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats", "FinchModels", "FinchTokenizers", "FinchTraining"]),
         .testTarget(
             name: "FinchTrainingTests",
-            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchModels", "FinchTokenizers", "FinchTraining"],
+            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchModels", "FinchTokenizers", "FinchGeneration", "FinchTraining"],
             exclude: ["Fixtures"]
         ),
     ]

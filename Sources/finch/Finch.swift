@@ -14,6 +14,7 @@ struct Finch: ParsableCommand {
             Cache: $FINCH_CACHE_DIR, else $XDG_CACHE_HOME/finch, else ~/.cache/finch.
             """,
         version: "0.1.0",
-        subcommands: [Pull.self, Inspect.self, Tokenize.self, Generate.self, Chat.self, DPO.self, SFT.self, Merge.self]
+        subcommands: [Quickstart.self, Pull.self, Inspect.self, Tokenize.self, Generate.self, Chat.self, DPO.self, SFT.self, Merge.self,
+                      QuickstartData.self]
     )
 }

@@ -4,6 +4,18 @@ import FinchFormats
 import FinchModels
 import FinchTraining
 import Foundation
+import Synchronization
+
+/// Set by the first Ctrl-C (SIGINT) during training: the loop finishes the step, writes a
+/// checkpoint and stops (a second Ctrl-C ends the process at once).
+private let stopRequested = Atomic<Bool>(false)
+
+/// Training stopped by Ctrl-C after writing a checkpoint; the run can be resumed.
+struct TrainingInterrupted: Error {
+    let step: Int
+    let totalSteps: Int
+    let checkpoint: String
+}
 
 /// What `finch dpo` and `finch sft` share: settings from a config file and flags, the model load,
 /// the run folder (resolved config, resume), and the loop that logs `metrics.jsonl`, shows the
@@ -44,12 +56,18 @@ enum TrainingCommand {
     /// The resolved settings of a training command's arguments, with the model and dataset paths.
     static func configuration(_ command: DPORunConfiguration.Command, arguments: [String]) throws
         -> (configuration: DPORunConfiguration, model: String, dataset: String) {
-        var c = DPORunConfiguration(command: command)
         var entries: [ConfigFile.Entry] = []
         let (positionalModel, configFile, settings) = try parse(arguments)
         if let file = configFile { entries += try ConfigFile.entries(path: file) }
         if let model = positionalModel { entries.append(("model_name_or_path", .string(model), "MODEL argument")) }
         entries += try ConfigFile.flagEntries(settings)
+        return try configuration(command, entries: entries)
+    }
+
+    /// The resolved settings of `(key, value, origin)` entries, later ones winning.
+    static func configuration(_ command: DPORunConfiguration.Command, entries: [ConfigFile.Entry]) throws
+        -> (configuration: DPORunConfiguration, model: String, dataset: String) {
+        var c = DPORunConfiguration(command: command)
         for entry in entries { try c.set(entry.key, entry.value, origin: entry.origin) }
         try c.resolve()
         guard let model = c.modelNameOrPath else {
@@ -99,13 +117,28 @@ enum TrainingCommand {
 
     /// Runs the remaining steps: metrics (plus `tokens_per_second` and `<unit>_per_second`),
     /// progress, checkpoints every `save_steps`, evaluation every `evalSteps` and at the end, and
-    /// the final adapter in PEFT's format.
+    /// the final adapter in PEFT's format. Ctrl-C stops after the current step with a checkpoint
+    /// written (``TrainingInterrupted``).
     static func train(_ trainer: LoRATrainer, _ c: DPORunConfiguration, output: String, baseModel: String,
                       unit: String, evalSteps: Int) throws {
         let metrics = try MetricsFile(path: output + "/metrics.jsonl", truncateAfterStep: trainer.step)
         let progress = ProgressLine(total: trainer.plan.totalSteps, unit: unit)
         var windowStart = Date(), windowTokens = trainer.tokensSeen, windowExamples = 0, lastStep = trainer.step
+        stopRequested.store(false, ordering: .relaxed)
+        signal(SIGINT) { _ in
+            stopRequested.store(true, ordering: .relaxed)
+            signal(SIGINT, SIG_DFL) // a second Ctrl-C ends the process
+        }
+        defer { signal(SIGINT, SIG_DFL) }
         while trainer.step < trainer.plan.totalSteps {
+            if stopRequested.load(ordering: .relaxed) {
+                progress.finish()
+                var path = LoRATrainer.checkpoints(in: output).last { $0.step == trainer.step }?.path
+                if path == nil, trainer.step > 0 {
+                    path = try trainer.saveCheckpoint(in: output, baseModel: baseModel, totalLimit: c.saveTotalLimit)
+                }
+                throw TrainingInterrupted(step: trainer.step, totalSteps: trainer.plan.totalSteps, checkpoint: path ?? "(none: no step done)")
+            }
             windowExamples += trainer.exampleCount(ofStep: trainer.step + 1)
             let record = try trainer.trainStep()
             if var record {
@@ -182,6 +215,20 @@ final class ProgressLine {
                           r.step, total, r["loss"] ?? .nan, quality, r["tokens_per_second"] ?? 0, r["\(unit)_per_second"] ?? 0,
                           unit, eta / 3600, eta / 60 % 60, eta % 60)
         write(interactive ? "\r\u{1B}[K" + line : line + "\n")
+    }
+
+    /// A phase outside the training steps (evaluation, generation): `label done/total … ETA`,
+    /// rewritten in place on a terminal, a line per fifth of the work otherwise.
+    func phase(_ label: String, done: Int, started: Date) {
+        let elapsed = Date().timeIntervalSince(started)
+        let eta = done > 0 ? Int(elapsed / Double(done) * Double(total - done)) : 0
+        let line = String(format: "%@ %d/%d %@  %.1f %@/s  ETA %d:%02d:%02d", label, done, total, unit,
+                          Double(done) / max(elapsed, 1e-9), unit, eta / 3600, eta / 60 % 60, eta % 60)
+        if interactive {
+            write("\r\u{1B}[K" + line)
+        } else if done == total || done % max(1, total / 5) == 0 {
+            write(line + "\n")
+        }
     }
 
     func note(_ message: String) { write((interactive ? "\r\u{1B}[K" : "") + "finch: " + message + "\n") }
