@@ -59,7 +59,7 @@ let package = Package(
         // instructions instead of `fmaf` calls.
         .target(
             name: "FinchTraining",
-            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels"],
+            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchTokenizers", "FinchModels", "FinchGeneration"],
             swiftSettings: kernelSettings
         ),
         // The HTTP server (web chat page, OpenAI-compatible API): the only module that imports an HTTP stack.
@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "FinchCLITests", dependencies: ["finch", "FinchCore", "FinchFormats", "FinchModels", "FinchTokenizers", "FinchTraining"]),
         .testTarget(
             name: "FinchTrainingTests",
-            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchModels", "FinchTokenizers", "FinchTraining"],
+            dependencies: ["FinchCore", "FinchFormats", "FinchJinja", "FinchModels", "FinchTokenizers", "FinchGeneration", "FinchTraining"],
             exclude: ["Fixtures"]
         ),
     ]

@@ -62,6 +62,10 @@ enum CLI {
     static func run(_ body: () throws -> Void) throws {
         do {
             try body()
+        } catch let stop as TrainingInterrupted {
+            log("interrupted at step \(stop.step)/\(stop.totalSteps); checkpoint: \(stop.checkpoint). "
+                + "The same command with --resume continues from it.")
+            throw ExitCode(130)
         } catch {
             guard let line = oneLine(error) else { throw error }
             FileHandle.standardError.write(Data("error: \(line)\n".utf8))

@@ -10,7 +10,11 @@ enum ConfigFile {
 
     /// The top-level mapping of a YAML (or JSON, which is YAML) file.
     static func entries(path: String) throws -> [Entry] {
-        let text = try CLI.readText(path)
+        try entries(text: CLI.readText(path), path: path)
+    }
+
+    /// The top-level mapping of YAML text; `path` names it in origins and errors.
+    static func entries(text: String, path: String) throws -> [Entry] {
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch let error as YamlError {
             throw FormatError(path, "not valid YAML: \(error)")

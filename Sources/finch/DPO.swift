@@ -30,11 +30,8 @@ struct DPO: TrainingSubcommand {
               threads, dry_run
 
             The run folder (output_dir) receives config.json (the resolved settings), metrics.jsonl (one \
-            line per logged step, TRL's metric names), a TensorBoard event file (events.out.tfevents.*), \
-            run.json (sessions, timing, memory, dataset statistics), checkpoint-N/ folders, report.html \
-            (charts, settings, data, timing; at each checkpoint and at the end) and, at the end, the adapter \
-            in PEFT's format (adapter_config.json + adapter_model.safetensors). Ctrl-C stops after the \
-            current step and saves a checkpoint; --resume continues.
+            line per logged step, TRL's metric names), checkpoint-N/ folders and, at the end, the adapter \
+            in PEFT's format (adapter_config.json + adapter_model.safetensors).
             """)
 
     @Argument(parsing: .captureForPassthrough, help: TrainingCommand.argumentsHelp)
@@ -70,10 +67,7 @@ struct DPORun {
         let modelPath = try CLI.resolveModel(modelArgument)
         let source = try ModelSource(path: modelPath)
         let tokenizer = try Tokenizer(source: source)
-        var tokenization = DPOTokenizationOptions(maxLength: c.maxLength, maxPromptLength: c.maxPromptLength,
-                                                  maxCompletionLength: c.maxCompletionLength)
-        tokenization.truncationMode = c.truncationMode == "keep_end" ? .keepEnd : .keepStart
-        tokenization.orcaRendering = c.orcaRendering == "two_calls" ? .twoCalls : .conversation
+        let tokenization = Self.tokenizationOptions(c)
         let (trainPairs, statistics, warnings) = try DPOTokenizer.tokenize(train, tokenizer: tokenizer, options: tokenization)
         for warning in warnings { CLI.log("warning: " + warning) }
         CLI.log("train: " + statistics.description)
@@ -93,16 +87,39 @@ struct DPORun {
         guard !trainPairs.isEmpty else {
             throw TrainingError("dataset", "\(datasetPath): no pairs left after filtering (\(statistics.description))")
         }
-        func sequences(_ pairs: [TokenizedPair]) -> [DPOSequencePair] {
-            pairs.map { p in
-                DPOSequencePair(chosen: p.chosenInputIDs, chosenPromptLength: p.chosenPromptLength,
-                                rejected: p.rejectedInputIDs, rejectedPromptLength: p.rejectedPromptLength)
-            }
-        }
 
-        // Model and adapters.
         let (model, options, pool) = try TrainingCommand.loadModel(c, source: source)
+        let trainer = try Self.makeTrainer(c, model: model, trainPairs: Self.sequences(trainPairs), evalPairs: Self.sequences(evalPairs),
+                                           pool: pool)
+        let output = try TrainingCommand.prepareRunFolder(c, trainer: trainer)
+        if c.precomputeReferenceLogProbabilities { try Self.precomputeReference(c, trainer: trainer, modelPath: modelPath, options: options) }
+        let run = TrainingRunRecord(kind: "dpo", model: modelArgument, dataset: datasetPath, maxSteps: trainer.plan.totalSteps,
+                                    unit: "pairs", datasetStatistics: .object(datasetStatistics))
+        try TrainingCommand.train(trainer, c, output: output, baseModel: modelArgument, unit: "pairs",
+            evalSteps: trainer.configuration.evalSteps, run: run, started: started)
+    }
 
+    /// The tokenization settings of a run.
+    static func tokenizationOptions(_ c: DPORunConfiguration) -> DPOTokenizationOptions {
+        var tokenization = DPOTokenizationOptions(maxLength: c.maxLength, maxPromptLength: c.maxPromptLength,
+                                                  maxCompletionLength: c.maxCompletionLength)
+        tokenization.truncationMode = c.truncationMode == "keep_end" ? .keepEnd : .keepStart
+        tokenization.orcaRendering = c.orcaRendering == "two_calls" ? .twoCalls : .conversation
+        return tokenization
+    }
+
+    /// Tokenized pairs as the trainer consumes them.
+    static func sequences(_ pairs: [TokenizedPair]) -> [DPOSequencePair] {
+        pairs.map { p in
+            DPOSequencePair(chosen: p.chosenInputIDs, chosenPromptLength: p.chosenPromptLength,
+                            rejected: p.rejectedInputIDs, rejectedPromptLength: p.rejectedPromptLength)
+        }
+    }
+
+    /// The policy adapter (fresh, or a copy of `ref_adapter` with that as the frozen reference)
+    /// and the DPO trainer of a run.
+    static func makeTrainer(_ c: DPORunConfiguration, model: CausalLM, trainPairs: [DPOSequencePair], evalPairs: [DPOSequencePair],
+                            pool: ThreadPool) throws -> DPOTrainer {
         var loraConfiguration = c.lora
         var referenceAdapter: LoRAAdapter?
         var startValues: [PEFTAdapterFolder.Tensor]?
@@ -127,30 +144,25 @@ struct DPORun {
         trainerConfiguration.evalSteps = evalPairs.isEmpty ? 0 : (c.evalSteps > 0 ? c.evalSteps : Int.max)
         let trainer = try DPOTrainer(model: model, policy: policy, arena: arena,
                                      reference: referenceAdapter.map { .adapter($0) } ?? .base,
-                                     trainPairs: sequences(trainPairs), evalPairs: sequences(evalPairs),
+                                     trainPairs: trainPairs, evalPairs: evalPairs,
                                      configuration: trainerConfiguration, pool: pool)
-        if let notice = trainer.optimizer.notice { CLI.log(notice) }
+        return trainer // prepareRunFolder logs the optimizer's notice
+    }
 
-        let output = try TrainingCommand.prepareRunFolder(c, trainer: trainer)
-        if c.precomputeReferenceLogProbabilities {
-            let cache = ReferenceLogProbabilityCache(model: modelPath, options: options, adapters: [c.referenceAdapter.map { ("ref", $0) }, c.mergeAdapter.map { ("merge", $0) }].compactMap { $0 },
-                                                     train: trainer.trainPairs, eval: trainer.evalPairs)
-            if let cached = cache.load() {
-                try trainer.setPrecomputed(train: cached.train, eval: cached.eval)
-                CLI.log("reference log-probs: reused \(cache.path)")
-            } else {
-                let t0 = Date()
-                try trainer.precomputeReferenceLogProbabilities()
-                try cache.store(train: trainer.precomputedTrain ?? [], eval: trainer.precomputedEval ?? [])
-                CLI.log(String(format: "reference log-probs: computed for %d pairs in %.1f s, cached in %@",
-                               trainer.trainPairs.count + trainer.evalPairs.count, Date().timeIntervalSince(t0), cache.path))
-            }
+    /// `precompute_ref_log_probs`: the reference log-probs from the cache, or computed and cached.
+    static func precomputeReference(_ c: DPORunConfiguration, trainer: DPOTrainer, modelPath: String, options: ModelLoadOptions) throws {
+        let cache = ReferenceLogProbabilityCache(model: modelPath, options: options, adapters: [c.referenceAdapter.map { ("ref", $0) }, c.mergeAdapter.map { ("merge", $0) }].compactMap { $0 },
+                                                 train: trainer.trainPairs, eval: trainer.evalPairs)
+        if let cached = cache.load() {
+            try trainer.setPrecomputed(train: cached.train, eval: cached.eval)
+            CLI.log("reference log-probs: reused \(cache.path)")
+        } else {
+            let t0 = Date()
+            try trainer.precomputeReferenceLogProbabilities()
+            try cache.store(train: trainer.precomputedTrain ?? [], eval: trainer.precomputedEval ?? [])
+            CLI.log(String(format: "reference log-probs: computed for %d pairs in %.1f s, cached in %@",
+                           trainer.trainPairs.count + trainer.evalPairs.count, Date().timeIntervalSince(t0), cache.path))
         }
-
-        let run = TrainingRunRecord(kind: "dpo", model: modelArgument, dataset: datasetPath, maxSteps: trainer.plan.totalSteps,
-                                    unit: "pairs", datasetStatistics: .object(datasetStatistics))
-        try TrainingCommand.train(trainer, c, output: output, baseModel: modelArgument, unit: "pairs",
-            evalSteps: trainerConfiguration.evalSteps, run: run, started: started)
     }
 }
 

@@ -14,6 +14,7 @@ struct Finch: AsyncParsableCommand {
             Cache: $FINCH_CACHE_DIR, else $XDG_CACHE_HOME/finch, else ~/.cache/finch.
             """,
         version: "0.1.0",
-        subcommands: [Pull.self, Inspect.self, Tokenize.self, Generate.self, Chat.self, DPO.self, SFT.self, Merge.self, Export.self, Report.self, Runs.self, Serve.self]
+        subcommands: [Quickstart.self, Pull.self, Inspect.self, Tokenize.self, Generate.self, Chat.self, DPO.self, SFT.self, Merge.self, Export.self, Report.self, Runs.self, Serve.self,
+                      QuickstartData.self]
     )
 }

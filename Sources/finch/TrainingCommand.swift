@@ -5,6 +5,14 @@ import FinchModels
 import FinchTraining
 import Foundation
 
+/// Training stopped by Ctrl-C after writing a checkpoint and the report; the run can be resumed.
+/// `CLI.run` turns it into exit status 130; `finch quickstart` tells its own resume command.
+struct TrainingInterrupted: Error {
+    let step: Int
+    let totalSteps: Int
+    let checkpoint: String
+}
+
 /// What `finch dpo` and `finch sft` share: settings from a config file and flags, the model load,
 /// the run folder (resolved config, resume), and the loop that logs `metrics.jsonl`, shows the
 /// progress line, writes checkpoints, evaluates and saves the adapter.
@@ -108,7 +116,9 @@ enum TrainingCommand {
     ///   - run: the kind, model, data, plan and dataset statistics for `run.json`.
     ///   - started: when the command started (the session's wall time includes the model load).
     static func train(_ trainer: LoRATrainer, _ c: DPORunConfiguration, output: String, baseModel: String,
-                      unit: String, evalSteps: Int, run: TrainingRunRecord, started: Date) throws {
+                      unit: String, evalSteps: Int, run: TrainingRunRecord? = nil, started: Date = Date()) throws {
+        let run = run ?? TrainingRunRecord(kind: c.command.rawValue, model: baseModel, dataset: c.dataset ?? "", maxSteps: trainer.plan.totalSteps,
+                                           unit: unit, datasetStatistics: .null)
         let metrics = try MetricsFile(path: output + "/metrics.jsonl", truncateAfterStep: trainer.step)
         let recorder = try TrainingRunRecorder(folder: output, run: run, started: started, startStep: trainer.step,
                                                tokensSeen: trainer.tokensSeen)
@@ -154,17 +164,19 @@ enum TrainingCommand {
                     progress.note(record.values.map { "\($0.0) \(String(format: "%.4g", $0.1))" }.joined(separator: ", "))
                 }
                 if interrupt.requested, trainer.step < trainer.plan.totalSteps {
-                    if !saved {
-                        progress.note("saved " + (try trainer.saveCheckpoint(in: output, baseModel: baseModel, totalLimit: c.saveTotalLimit)))
+                    var checkpoint = LoRATrainer.checkpoints(in: output).last { $0.step == trainer.step }?.path
+                    if !saved || checkpoint == nil {
+                        checkpoint = try trainer.saveCheckpoint(in: output, baseModel: baseModel, totalLimit: c.saveTotalLimit)
+                        progress.note("saved " + (checkpoint ?? ""))
                     }
                     try recorder.update(step: trainer.step, tokensSeen: trainer.tokensSeen, examples: sessionExamples, status: .interrupted)
                     writeReport()
-                    progress.note("stopped at step \(trainer.step) of \(trainer.plan.totalSteps); --resume continues from here")
-                    throw ExitCode(130)
+                    progress.finish()
+                    throw TrainingInterrupted(step: trainer.step, totalSteps: trainer.plan.totalSteps, checkpoint: checkpoint ?? output)
                 }
             }
-        } catch let exit as ExitCode {
-            throw exit
+        } catch let stop as TrainingInterrupted {
+            throw stop
         } catch {
             try? recorder.update(step: trainer.step, tokensSeen: trainer.tokensSeen, examples: sessionExamples, status: .failed,
                                  error: CLI.oneLine(error) ?? "\(error)")

@@ -49,7 +49,7 @@ public struct EvaluationSummary: Sendable, Equatable {
     public var metrics: [Metric]
     public var samples: [Sample]
 
-    public init(split: String?, metrics: [Metric], samples: [Sample]) {
+    public init(split: String? = "test", metrics: [Metric], samples: [Sample]) {
         self.split = split
         self.metrics = metrics
         self.samples = samples
@@ -57,7 +57,11 @@ public struct EvaluationSummary: Sendable, Equatable {
 
     /// Reads `evaluation.json`; errors name the file and the field (`metrics[1].after`).
     public init(contentsOf path: String) throws {
-        let json = try JSONValue.parse(contentsOf: path)
+        try self.init(json: try JSONValue.parse(contentsOf: path), path: path)
+    }
+
+    /// Reads the document `json`; errors name `path` and the field.
+    public init(json: JSONValue, path: String) throws {
         func fail(_ field: String, _ what: String) -> TrainingError { TrainingError(path, "\(field): \(what)") }
         guard json.objectValue != nil else { throw TrainingError(path, "expected a JSON object") }
         if let s = json["split"], !s.isNull {
