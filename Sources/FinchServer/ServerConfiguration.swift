@@ -2,7 +2,7 @@
 public struct ServerConfiguration: Sendable {
     /// The address to bind; loopback by default, so nothing outside the machine can connect.
     public var host: String
-    /// The TCP port; 0 picks a free one (the chosen port is reported by ``ModelServer/run(onListening:)``).
+    /// The TCP port; 0 picks a free one (the chosen port is logged, and passed to `application(onListening:)`).
     public var port: Int
     /// With a key, every `/v1` route needs `Authorization: Bearer <key>` (compared in constant time).
     public var apiKey: String?
