@@ -52,12 +52,18 @@ enum TrainingCommand {
     /// The resolved settings of a training command's arguments, with the model and dataset paths.
     static func configuration(_ command: DPORunConfiguration.Command, arguments: [String]) throws
         -> (configuration: DPORunConfiguration, model: String, dataset: String) {
-        var c = DPORunConfiguration(command: command)
         var entries: [ConfigFile.Entry] = []
         let (positionalModel, configFile, settings) = try parse(arguments)
         if let file = configFile { entries += try ConfigFile.entries(path: file) }
         if let model = positionalModel { entries.append(("model_name_or_path", .string(model), "MODEL argument")) }
         entries += try ConfigFile.flagEntries(settings)
+        return try configuration(command, entries: entries)
+    }
+
+    /// The resolved settings of `(key, value, origin)` entries, later ones winning.
+    static func configuration(_ command: DPORunConfiguration.Command, entries: [ConfigFile.Entry]) throws
+        -> (configuration: DPORunConfiguration, model: String, dataset: String) {
+        var c = DPORunConfiguration(command: command)
         for entry in entries { try c.set(entry.key, entry.value, origin: entry.origin) }
         try c.resolve()
         guard let model = c.modelNameOrPath else {
@@ -247,6 +253,20 @@ final class ProgressLine {
                           r.step, total, r["loss"] ?? .nan, quality, r["tokens_per_second"] ?? 0, r["\(unit)_per_second"] ?? 0,
                           unit, eta / 3600, eta / 60 % 60, eta % 60)
         write(interactive ? "\r\u{1B}[K" + line : line + "\n")
+    }
+
+    /// A phase outside the training steps (evaluation, generation): `label done/total … ETA`,
+    /// rewritten in place on a terminal, a line per fifth of the work otherwise.
+    func phase(_ label: String, done: Int, started: Date) {
+        let elapsed = Date().timeIntervalSince(started)
+        let eta = done > 0 ? Int(elapsed / Double(done) * Double(total - done)) : 0
+        let line = String(format: "%@ %d/%d %@  %.1f %@/s  ETA %d:%02d:%02d", label, done, total, unit,
+                          Double(done) / max(elapsed, 1e-9), unit, eta / 3600, eta / 60 % 60, eta % 60)
+        if interactive {
+            write("\r\u{1B}[K" + line)
+        } else if done == total || done % max(1, total / 5) == 0 {
+            write(line + "\n")
+        }
     }
 
     func note(_ message: String) { write((interactive ? "\r\u{1B}[K" : "") + "finch: " + message + "\n") }
