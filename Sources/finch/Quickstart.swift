@@ -58,6 +58,10 @@ struct Quickstart: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
 
+    @Option(help: ArgumentHelp("Evaluate this trained adapter against the base instead of training (for experiments).",
+                               valueName: "dir", visibility: .hidden))
+    var evaluateAdapter: String?
+
     static let defaultSteps = 120
 
     func validate() throws {

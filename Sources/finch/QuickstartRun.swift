@@ -82,7 +82,11 @@ struct QuickstartRun {
         let (model, loadOptions, pool) = try TrainingCommand.loadModel(c, source: source)
         let template = try ChatTemplate(tokenizer: tokenizer)
         let pass = TrainingPass(model: model)
-        func evaluate(_ label: String, adapter: LoRAAdapter?) throws -> Scores {
+        // Replies come from the model as `finch chat` / `finch generate --chat` load it (weights
+        // as stored, the adapter read from its PEFT folder), so the rule score is what a user of
+        // the saved adapter sees; the preference scores use the quantized training model.
+        let chatModel = try CausalLM(source: source)
+        func evaluate(_ label: String, adapter: LoRAAdapter?, savedAdapter: String?) throws -> Scores {
             let start = Date()
             let pairProgress = ProgressLine(total: testPairs.count, unit: "pairs")
             let preference = try PreferenceAccuracy.measure(testPairs, pass: pass, adapter: adapter, pool: pool) {
@@ -91,7 +95,8 @@ struct QuickstartRun {
             pairProgress.finish()
             let generationStart = Date()
             let replyProgress = ProgressLine(total: prompts.count, unit: "replies")
-            let generator = Generator(model: model, tokenizer: tokenizer, adapter: adapter, pool: pool)
+            let chatAdapter = try savedAdapter.map { try LoRAAdapter(peftFolder: $0, model: chatModel) }
+            let generator = Generator(model: chatModel, tokenizer: tokenizer, adapter: chatAdapter, pool: pool)
             let rules = try RuleScore.measure(prompts, generator: generator, template: template, maxNewTokens: options.maxNewTokens) {
                 replyProgress.phase("\(label): answering held-out questions", done: $0, started: generationStart)
             }
@@ -109,9 +114,18 @@ struct QuickstartRun {
             before = cached
             CLI.log("before: reused the base model's scores from \(basePath)")
         } else {
-            before = try evaluate("before", adapter: nil)
+            before = try evaluate("before", adapter: nil, savedAdapter: nil)
             before.key = key
             try AtomicFile.write(Array(try JSONEncoder().encode(before)), to: basePath)
+        }
+
+        if let path = options.evaluateAdapter {
+            let after = try evaluate("after", adapter: LoRAAdapter(peftFolder: path, model: model), savedAdapter: path)
+            let summary = Self.summary(before: before, after: after)
+            try AtomicFile.write(Array((summary.json.compactText + "\n").utf8), to: out + "/evaluation-\((path as NSString).lastPathComponent).json")
+            print(Self.table(summary, pairs: testPairs.count, prompts: prompts.count))
+            print(Self.sideBySide(Array(summary.samples.prefix(3)), width: Self.terminalWidth))
+            return
         }
 
         // DPO, as `finch dpo` runs it.
@@ -131,7 +145,7 @@ struct QuickstartRun {
         }
 
         // After: the trained adapter on.
-        let after = try evaluate("after", adapter: trainer.policy)
+        let after = try evaluate("after", adapter: trainer.policy, savedAdapter: out)
         let summary = Self.summary(before: before, after: after)
         try AtomicFile.write(Array((summary.json.compactText + "\n").utf8), to: out + "/" + Self.evaluationFile)
         print(Self.table(summary, pairs: testPairs.count, prompts: prompts.count))
@@ -155,6 +169,7 @@ struct QuickstartRun {
     /// Returns whether to resume and, if so, the stopped run's step count.
     func prepareFolder() throws -> (resume: Bool, steps: Int?) {
         let out = options.out
+        if options.evaluateAdapter != nil { return (false, nil) }
         let checkpoints = LoRATrainer.checkpoints(in: out)
         let finished = fm.fileExists(atPath: out + "/" + Self.evaluationFile)
         if options.restart {
@@ -216,7 +231,7 @@ struct QuickstartRun {
     static func table(_ summary: EvaluationSummary, pairs: Int, prompts: Int) -> String {
         let notes = ["preference accuracy": "\(pairs) pairs: chosen > rejected by mean log p per token",
                      "mean log-prob margin": "nats per token, chosen minus rejected",
-                     "rule score": "\(prompts) greedy replies: fact first, one sentence, no filler",
+                     "rule score": "\(prompts) greedy replies (as finch chat gives them): fact first, one sentence, no filler",
                      "correct answer first": "replies that start with the right answer"]
         var lines = ["", "Held-out test split, before and after DPO:", "",
                      "  " + "metric".padding(toLength: 24, withPad: " ", startingAt: 0) + "  before     after   what"]
