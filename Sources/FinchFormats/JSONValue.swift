@@ -47,6 +47,18 @@ public indirect enum JSONValue: Sendable, Equatable {
     }
 
     public var doubleValue: Double? { if case .number(let text) = self { Double(text) } else { nil } }
+
+    /// The value's JSON type with its article, for error messages ("a string", "an array", "null").
+    public var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
 }
 
 extension JSONValue {

@@ -55,17 +55,3 @@ public struct APIError: Error, Sendable, Equatable {
         APIError(.badRequest, message, param: param, code: "invalid_value")
     }
 }
-
-extension JSONValue {
-    /// The JSON type name used in error messages ("a string", "an array" …).
-    var typeName: String {
-        switch self {
-        case .null: "null"
-        case .bool: "a boolean"
-        case .number: "a number"
-        case .string: "a string"
-        case .array: "an array"
-        case .object: "an object"
-        }
-    }
-}

@@ -166,24 +166,13 @@ enum PreferenceFileReader {
 
     static func objectRow(_ value: JSONValue, location: String, valid: Bool) -> RawRow {
         guard case .object(let fields) = value else {
-            return .invalid(location: location, reason: "expected a JSON object (one row of the dataset), found \(describe(value))")
+            return .invalid(location: location, reason: "expected a JSON object (one row of the dataset), found \(value.typeName)")
         }
         if !valid {
             let field = fieldWithInvalidUTF8(fields)
             return .invalid(location: location, reason: field.map { "\($0): \(utf8Advice)" } ?? utf8Advice)
         }
         return .fields(location: location, fields)
-    }
-
-    static func describe(_ value: JSONValue) -> String {
-        switch value {
-        case .null: "null"
-        case .bool: "a boolean"
-        case .number: "a number"
-        case .string: "a string"
-        case .array: "an array"
-        case .object: "an object"
-        }
     }
 
     // MARK: JSON
@@ -222,7 +211,7 @@ enum PreferenceFileReader {
             items = array
             member = only
         default:
-            throw TrainingError(path, "expected a JSON array of rows (or an object holding one), found \(describe(document))")
+            throw TrainingError(path, "expected a JSON array of rows (or an object holding one), found \(document.typeName)")
         }
         let utf8 = Array(text.utf8)
         var walker = JSONLineWalker(bytes: utf8)

@@ -193,7 +193,7 @@ struct ExampleBuilder {
             guard case .text(let question)? = try text(columns.question) else { throw fail(columns.question, "missing") }
             var system = ""
             if let raw = value(columns.system), !raw.isNull {
-                guard case .string(let s) = raw else { throw fail(columns.system, "expected a string, found \(PreferenceFileReader.describe(raw))") }
+                guard case .string(let s) = raw else { throw fail(columns.system, "expected a string, found \(raw.typeName)") }
                 system = s
             }
             return try completions(prompt: .text(question), system: system, text: text, fail: fail, location: location)
@@ -237,7 +237,7 @@ struct ExampleBuilder {
         case .null:
             throw fail(field, "null: expected a string or a list of {role, content} messages")
         default:
-            throw fail(field, "expected a string or a list of {role, content} messages, found \(PreferenceFileReader.describe(value))")
+            throw fail(field, "expected a string or a list of {role, content} messages, found \(value.typeName)")
         }
     }
 }
@@ -280,14 +280,14 @@ extension ChatMessage {
         var messages: [ChatMessage] = []
         for (i, item) in items.enumerated() {
             guard case .object = item else {
-                throw fail("\(field)[\(i)]", "expected a {role, content} message, found \(PreferenceFileReader.describe(item))")
+                throw fail("\(field)[\(i)]", "expected a {role, content} message, found \(item.typeName)")
             }
             var parts: [String] = []
             for (key, alias) in [("role", "from"), ("content", "value")] {
                 let name = shareGPT && item[alias] != nil ? alias : key
                 guard let part = item[name] else { throw fail("\(field)[\(i)].\(key)", "missing") }
                 guard case .string(let s) = part else {
-                    throw fail("\(field)[\(i)].\(name)", "expected a string, found \(PreferenceFileReader.describe(part))")
+                    throw fail("\(field)[\(i)].\(name)", "expected a string, found \(part.typeName)")
                 }
                 parts.append(s)
             }

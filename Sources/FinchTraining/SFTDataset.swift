@@ -143,7 +143,7 @@ struct SFTRowBuilder {
                 if value(column) != nil { throw fail(column, "null: expected a string") }
                 throw fail(column, "missing (the first row has it; every row needs \(column))")
             }
-            guard case .string(let s) = raw else { throw fail(column, "expected a string, found \(PreferenceFileReader.describe(raw))") }
+            guard case .string(let s) = raw else { throw fail(column, "expected a string, found \(raw.typeName)") }
             if s.isEmpty, !allowEmpty {
                 throw fail(column, "empty: every example needs a non-empty \(column) (or skip such rows with --skip-invalid)")
             }
@@ -155,7 +155,7 @@ struct SFTRowBuilder {
                 throw fail(column, "missing (the first row has it; every row needs \(column))")
             }
             guard let items = raw.arrayValue else {
-                throw fail(column, "expected a list of {role, content} messages, found \(PreferenceFileReader.describe(raw))"
+                throw fail(column, "expected a list of {role, content} messages, found \(raw.typeName)"
                            + (format == .conversationalPromptCompletion ? " (the file's first row holds conversations)" : ""))
             }
             let list = try ChatMessage.list(items, field: column, location: location, shareGPT: true)
