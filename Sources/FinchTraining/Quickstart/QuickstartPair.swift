@@ -1,3 +1,5 @@
+import FinchFormats
+
 /// One preference pair of the quickstart dataset: the Intel/orca_dpo_pairs columns (`system`,
 /// `question`, `chosen`, `rejected`) that go into the JSONL files, and what the generator knows
 /// about it (not written to the files; recomputed from the generator when needed).
@@ -36,21 +38,5 @@ public struct QuickstartPair: Sendable, Equatable {
     }
 
     /// A JSON string literal (RFC 8259 escapes; non-ASCII characters written as they are).
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func quoted(_ text: String) -> String { JSONValue.string(text).compactText }
 }
