@@ -126,7 +126,7 @@ struct QuickstartRun {
             let summary = Self.summary(before: before, after: after)
             try AtomicFile.write(Array((summary.json.compactText + "\n").utf8), to: out + "/evaluation-\((path as NSString).lastPathComponent).json")
             print(Self.table(summary, pairs: testPairs.count, prompts: prompts.count))
-            print(Self.sideBySide(Array(summary.samples.prefix(3)), width: Self.terminalWidth))
+            print(Self.sideBySide(summary.samples, width: Self.terminalWidth))
             return
         }
 
@@ -151,7 +151,7 @@ struct QuickstartRun {
         let summary = Self.summary(before: before, after: after)
         try AtomicFile.write(Array((summary.json.compactText + "\n").utf8), to: out + "/" + Self.evaluationFile)
         print(Self.table(summary, pairs: testPairs.count, prompts: prompts.count))
-        print(Self.sideBySide(Array(summary.samples.prefix(3)), width: Self.terminalWidth))
+        print(Self.sideBySide(summary.samples, width: Self.terminalWidth))
 
         var merged: String?
         if !options.noMerge {
@@ -257,11 +257,14 @@ struct QuickstartRun {
         return 100
     }
 
-    /// Samples as two word-wrapped columns under their question.
+    /// Three samples as two word-wrapped columns under their question: the first three whose reply
+    /// changed (the header says how many did), then unchanged ones if fewer changed.
     static func sideBySide(_ samples: [EvaluationSummary.Sample], width: Int) -> String {
         let column = (width - 5) / 2
-        var lines = ["", "Three held-out questions, replies before | after:"]
-        for s in samples {
+        let changed = samples.filter { $0.before != $0.after }
+        let shown = Array((changed + samples.filter { $0.before == $0.after }).prefix(3))
+        var lines = ["", "Held-out questions whose reply changed (\(changed.count) of \(samples.count) did), before | after:"]
+        for s in shown {
             lines.append("")
             lines.append("Q: " + s.prompt)
             let left = ["before:"] + wrap(s.before, width: column), right = ["after:"] + wrap(s.after, width: column)

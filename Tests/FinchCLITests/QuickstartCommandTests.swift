@@ -25,7 +25,7 @@ final class QuickstartCommandTests: XCTestCase, FinchCLIRunning {
         XCTAssertEqual(r.status, 0, r.stderr)
         // The table and the side-by-side replies on stdout; progress and the next commands.
         for text in ["before     after", "preference accuracy", "mean log-prob margin", "rule score", "right answer",
-                     "Three held-out questions", " | ", "finch chat --adapter \(out)", "finch serve --adapter \(out)"] {
+                     "Held-out questions whose reply changed (", " of 2 did), before | after:", " | ", "finch chat --adapter \(out)", "finch serve --adapter \(out)"] {
             XCTAssertTrue(r.stdout.contains(text), "stdout lacks \(text):\n\(r.stdout)")
         }
         XCTAssertTrue(r.stderr.contains("step 2/2"), r.stderr)
