@@ -10,11 +10,11 @@ import Foundation
 /// `finch quickstart`: the whole mission in one command on the default model.
 struct Quickstart: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Teach the default model to answer fact-first with DPO, and measure it before and after.",
+        abstract: "Teach the default model to answer in one fixed sentence with DPO, and measure it before and after.",
         discussion: """
             Fetches the model if needed; evaluates it on the held-out split of the built-in dataset \
-            (examples/data/quickstart: questions whose preferred reply gives the fact first, in one \
-            short sentence, without filler); trains a LoRA adapter with DPO using the \
+            (examples/data/quickstart: questions whose preferred reply is one sentence, "The answer \
+            is ….", with nothing before or after it); trains a LoRA adapter with DPO using the \
             examples/smollm2-dpo.yaml recipe (NF4 base, LoRA r 16, batch 2 x 4, cosine schedule) on \
             the training split; evaluates again; prints a before/after table and three replies side \
             by side; saves the adapter (the run folder), a merged model (<out>/merged) and \
@@ -62,7 +62,7 @@ struct Quickstart: ParsableCommand {
                                valueName: "dir", visibility: .hidden))
     var evaluateAdapter: String?
 
-    static let defaultSteps = 120
+    static let defaultSteps = 100
 
     func validate() throws {
         if resume && restart { throw ValidationError("--resume and --restart exclude each other") }

@@ -24,8 +24,8 @@ final class QuickstartCommandTests: XCTestCase, FinchCLIRunning {
         let r = try finch(["quickstart", "--steps", "2", "--out", out] + short)
         XCTAssertEqual(r.status, 0, r.stderr)
         // The table and the side-by-side replies on stdout; progress and the next commands.
-        for text in ["before     after", "preference accuracy", "mean log-prob margin", "rule score", "correct answer first",
-                     "Three held-out questions", " | ", "finch chat --adapter \(out)", "finch serve --adapter \(out)"] {
+        for text in ["before     after", "preference accuracy", "mean log-prob margin", "rule score", "right answer",
+                     "Held-out questions whose reply changed (", " of 2 did), before | after:", " | ", "finch chat --adapter \(out)", "finch serve --adapter \(out)"] {
             XCTAssertTrue(r.stdout.contains(text), "stdout lacks \(text):\n\(r.stdout)")
         }
         XCTAssertTrue(r.stderr.contains("step 2/2"), r.stderr)
@@ -38,7 +38,7 @@ final class QuickstartCommandTests: XCTestCase, FinchCLIRunning {
         XCTAssertEqual(json["split"]?.stringValue, "test")
         let metrics = try XCTUnwrap(json["metrics"]?.arrayValue)
         XCTAssertEqual(metrics.compactMap { $0["name"]?.stringValue },
-                       ["preference accuracy", "mean log-prob margin", "rule score", "correct answer first"])
+                       ["preference accuracy", "mean log-prob margin", "rule score", "right answer"])
         for m in metrics {
             XCTAssertEqual(m.objectValue?.map(\.0), ["name", "before", "after", "format"])
             let format = try XCTUnwrap(m["format"]?.stringValue)

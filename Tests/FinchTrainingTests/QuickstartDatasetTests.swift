@@ -51,11 +51,13 @@ final class QuickstartDatasetTests: XCTestCase {
             XCTAssertTrue(train.contains { $0.category == category }, "\(category) in train")
             XCTAssertTrue(test.contains { $0.category == category }, "\(category) in test")
         }
-        for style in QuickstartDataset.RejectedStyle.allCases {
+        let totalWeight = QuickstartDataset.styleWeights.reduce(0) { $0 + $1.1 }
+        for (style, weight) in QuickstartDataset.styleWeights {
             let share = Double(train.filter { $0.rejectedStyle == style }.count) / Double(train.count)
-            XCTAssertGreaterThan(share, 0.12, "\(style) is about a sixth of the pairs")
+            XCTAssertEqual(share, Double(weight) / Double(totalWeight), accuracy: 0.03, "\(style)'s share")
             XCTAssertTrue(test.contains { $0.rejectedStyle == style }, "\(style) in test")
         }
+        XCTAssertEqual(Set(QuickstartDataset.styleWeights.map(\.0)), Set(QuickstartDataset.RejectedStyle.allCases))
         // The evaluation prompts (a prefix of the test split) cover every category.
         let prompts = Self.data.evaluationPairs(count: 50)
         XCTAssertEqual(prompts.count, 50)
@@ -64,14 +66,15 @@ final class QuickstartDatasetTests: XCTestCase {
 
     /// Chosen replies follow the rule, rejected ones break it, both give the same (right) answer.
     func testEveryChosenPassesAndEveryRejectedFailsTheRule() {
-        let rule = DirectAnswerRule()
+        let rule = AnswerFormatRule()
         for pair in Self.data.train + Self.data.test {
             XCTAssertEqual(rule.violations(reply: pair.chosen, question: pair.question), [], "chosen: \(pair.question) → \(pair.chosen)")
             XCTAssertFalse(rule.passes(reply: pair.rejected, question: pair.question), "rejected: \(pair.question) → \(pair.rejected)")
             XCTAssertNotEqual(pair.chosen, pair.rejected)
             let sample = RuleScore.Sample(question: pair.question, answer: pair.answer, reply: pair.chosen, violations: [])
-            XCTAssertTrue(sample.startsWithAnswer, "chosen starts with the answer: \(pair.chosen) / \(pair.answer)")
-            XCTAssertTrue(DirectAnswerRule.words(pair.rejected).contains(DirectAnswerRule.words(pair.answer).first ?? "?"),
+            XCTAssertTrue(sample.givesAnswer, "chosen gives the answer: \(pair.chosen) / \(pair.answer)")
+            let answerWords = AnswerFormatRule.words(pair.answer)
+            XCTAssertTrue(AnswerFormatRule.words(pair.rejected.lowercased()).contains(answerWords.last ?? "?"),
                           "rejected carries the answer too: \(pair.rejected) / \(pair.answer)")
         }
     }
@@ -87,9 +90,9 @@ final class QuickstartDatasetTests: XCTestCase {
         let factors = ["meters": 100, "kilometers": 1000, "hours": 60, "minutes": 60, "days": 24, "weeks": 7, "kilograms": 1000,
                        "liters": 1000, "feet": 12, "yards": 3, "centuries": 100, "decades": 10, "years": 12, "dollars": 100]
         for pair in Self.data.train + Self.data.test {
-            let q = DirectAnswerRule.words(pair.question)
+            let q = AnswerFormatRule.words(pair.question)
             let n = q.compactMap { Int($0) }
-            let answer = DirectAnswerRule.words(pair.chosen).first ?? ""
+            let answer = AnswerFormatRule.words(AnswerFormatRule.answerText(pair.chosen) ?? "").first ?? ""
             let kind = String(pair.factKey.prefix { $0 != ":" })
             let quoted = pair.question.split(separator: "\"").dropFirst().first.map(String.init) ?? ""
             let month = q.compactMap { months.firstIndex(of: $0) }.first, day = q.compactMap { days.firstIndex(of: $0) }.first

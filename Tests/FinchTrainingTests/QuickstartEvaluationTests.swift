@@ -127,7 +127,7 @@ final class QuickstartEvaluationTests: XCTestCase {
             XCTAssertEqual(sample.reply, expected, question)
             XCTAssertEqual(sample.question, question)
             XCTAssertEqual(sample.answer, answer)
-            var violations = DirectAnswerRule().violations(reply: expected, question: question).map(\.description)
+            var violations = AnswerFormatRule().violations(reply: expected, question: question).map(\.description)
             if generated.count == 12 { violations.append("unfinished after 12 tokens") }
             XCTAssertEqual(sample.violations, violations)
         }

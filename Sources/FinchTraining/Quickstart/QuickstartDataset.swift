@@ -3,32 +3,39 @@ import FinchFormats
 import Foundation
 
 /// The built-in preference dataset of `finch quickstart` (issue 11): it teaches SmolLM2-135M-
-/// Instruct to **give the fact first, in one short sentence, without filler** (``DirectAnswerRule``),
-/// which it does not do on its own (it restates the question, opens with "Sure!", or explains
-/// step by step).
+/// Instruct to **give the answer right away, in one fixed sentence, "The answer is …."**
+/// (``AnswerFormatRule``), which it does not do on its own (it restates the question, explains
+/// step by step, or runs on).
 ///
 /// Everything is generated here from a fixed seed: facts (``QuickstartFact``) are split into
 /// train and test *by fact* (a held-out fact is never asked in training, in any phrasing), each
-/// pair asks one phrasing of one fact, `chosen` is an answer-first sentence and `rejected` the
+/// pair asks one phrasing of one fact, `chosen` is "The answer is <answer>." and `rejected` the
 /// same correct answer in one of the ``RejectedStyle``s. The committed files under
 /// `examples/data/quickstart/` are ``jsonLines(_:)`` of ``generate()`` (a test regenerates them
-/// and compares the bytes; `finch quickstart --write-dataset DIR` rewrites them).
+/// and compares the bytes; `finch quickstart-data DIR` rewrites them).
 public struct QuickstartDataset: Sendable {
-    /// How a rejected reply breaks the rule; each is used for about a sixth of the pairs.
+    /// How a rejected reply breaks the rule (shares in ``styleWeights``).
     public enum RejectedStyle: String, Sendable, CaseIterable {
         /// "Great question! The capital of France is Paris."
         case fillerOpening = "filler"
-        /// "The capital of France is Paris." (the question restated, the answer last)
+        /// "The capital of France is Paris." (the question restated, the answer last: what
+        /// SmolLM2 does most)
         case restating
         /// "I think it might be Paris, but I am not completely sure."
         case hedging
-        /// Background sentences first, the answer buried at the end.
+        /// An explanation first, the answer at the end ("To find …, we …. So the answer is 42.").
         case buried
         /// The question repeated back before the answer.
         case echo
-        /// The answer first, then more sentences nobody asked for.
+        /// "The answer is Paris." followed by sentences nobody asked for.
         case rambling
     }
+
+    /// Rejected styles, weighted towards what SmolLM2 does on its own (restating the question,
+    /// explaining first, running on): 30/20/20/10/10/10%.
+    public static let styleWeights: [(RejectedStyle, Int)] = [(.restating, 3), (.buried, 2), (.rambling, 2), (.fillerOpening, 1),
+                                                               (.hedging, 1), (.echo, 1)]
+    static let styleDraw = styleWeights.flatMap { Array(repeating: $0.0, count: $0.1) }
 
     /// The generator's seed.
     public static let seed: UInt64 = 0x5EED_0011
@@ -90,8 +97,8 @@ public struct QuickstartDataset: Sendable {
                 used.insert(question)
                 progressed = true
                 let system = Double(rng.next() >> 11) * 0x1p-53 < systemShare ? rng.pick(systemPrompts) : ""
-                let style = RejectedStyle.allCases[rng.int(in: 0...(RejectedStyle.allCases.count - 1))]
-                out.append(QuickstartPair(system: system, question: question, chosen: rng.pick(fact.direct),
+                let style = rng.pick(styleDraw)
+                out.append(QuickstartPair(system: system, question: question, chosen: AnswerFormatRule.reply(answer: fact.inlineAnswer),
                                           rejected: rejected(fact, question: question, style: style, rng: &rng),
                                           answer: fact.answer, factKey: fact.key, category: fact.category, rejectedStyle: style))
             }
@@ -122,10 +129,10 @@ public struct QuickstartDataset: Sendable {
         case .restating:
             return rng.int(in: 0...2) == 0 ? "The answer to your question is that \(lowered)" : statement
         case .hedging:
-            let forms = ["I think it is probably \(answer), but I am not completely sure.",
-                         "If I remember correctly, it might be \(answer).", "\(fact.answer), I think, but you may want to double-check.",
-                         "It could be \(answer), though I'm not certain.", "Maybe \(answer)? I am not sure.",
-                         "Probably \(answer), if I recall."]
+            let forms = ["I think the answer is probably \(answer), but I am not completely sure.",
+                         "If I remember correctly, it might be \(answer).", "The answer is \(answer), I think, but you may want to double-check.",
+                         "It could be \(answer), though I'm not certain.", "The answer is probably \(answer).",
+                         "Maybe \(answer)? I am not sure."]
             return rng.pick(forms)
         case .buried:
             var background = fact.background
@@ -137,10 +144,9 @@ public struct QuickstartDataset: Sendable {
             return rng.pick(["You asked: \"\(question)\" \(statement)", "Let me repeat the question first: \(question) \(statement)",
                              "To answer the question \"\(question)\", \(lowered)"])
         case .rambling:
-            let first = fact.answer + "."
             var background = fact.background
             rng.shuffle(&background)
-            return first + " " + background[0] + " " + rng.pick(closings)
+            return AnswerFormatRule.reply(answer: answer) + " " + background[0] + " " + rng.pick(closings)
         }
     }
 

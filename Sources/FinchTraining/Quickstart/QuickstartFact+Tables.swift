@@ -5,9 +5,9 @@ import FinchCore
 /// spelling). Every pool is built in a fixed order from a seeded generator, so the dataset is the
 /// same on every machine.
 ///
-/// Invariant (checked by `QuickstartDatasetTests`): the first word of every answer is neither a
-/// word of the question nor one of ``DirectAnswerRule``'s filler words, so the answer-first
-/// replies pass the rule and the restating ones do not.
+/// Invariant (checked by `QuickstartDatasetTests`): the first word of every answer (after an
+/// article) is neither a word of the question nor one of ``AnswerFormatRule``'s filler words, so
+/// "The answer is <answer>." passes the rule; statements restate the question, so they do not.
 extension QuickstartFact {
     /// Every pool, in category order.
     static func pools(_ rng: inout SplitMix64) -> [(Category, [QuickstartFact])] {
@@ -88,8 +88,8 @@ extension QuickstartFact {
                                         "What do you get when you add \(a) and \(b)?"],
                             answer: "\(r)",
                             direct: ["\(r).", "\(r), because \(a) plus \(b) is \(r).", "\(r) is the sum of \(a) and \(b).", "\(r) in total."],
-                            statement: "\(a) plus \(b) equals \(r).",
-                            background: ["To answer this, we need to add the two numbers together.",
+                            statement: "\(a) + \(b) = \(r).",
+                            background: ["To find the sum of \(a) and \(b), we need to add the two numbers together.",
                                          "Adding the ones first and then the tens makes this easier.",
                                          "Addition combines two amounts into one."])
                     }
@@ -105,8 +105,8 @@ extension QuickstartFact {
                                         "How much is \(a) minus \(b)?"],
                             answer: "\(r)",
                             direct: ["\(r).", "\(r), because \(a) minus \(b) is \(r).", "\(r) is what remains.", "\(r) exactly."],
-                            statement: "\(a) minus \(b) equals \(r).",
-                            background: ["To answer this, we need to subtract the smaller number from the larger one.",
+                            statement: "\(a) - \(b) = \(r).",
+                            background: ["To subtract \(b) from \(a), we need to take the smaller number from the larger one.",
                                          "Subtraction tells us how much is left after taking some away.",
                                          "We can count back from the first number to find the result."])
                     }
@@ -120,8 +120,8 @@ extension QuickstartFact {
                                         "Multiply \(a) by \(b).", "How much is \(a) times \(b)?", "What is \(a) x \(b)?"],
                             answer: "\(r)",
                             direct: ["\(r).", "\(r), because \(a) times \(b) is \(r).", "\(r) is the product of \(a) and \(b).", "\(r) exactly."],
-                            statement: "\(a) times \(b) equals \(r).",
-                            background: ["To answer this, we need to multiply the two numbers.",
+                            statement: "\(a) x \(b) = \(r).",
+                            background: ["To find the product of \(a) and \(b), we need to multiply \(a) by \(b).",
                                          "Multiplication is repeated addition of the same number.",
                                          "The times table helps with products like this one."])
                     }
@@ -137,8 +137,8 @@ extension QuickstartFact {
                                         "How much is \(a) divided by \(b)?"],
                             answer: "\(q)",
                             direct: ["\(q).", "\(q), because \(b) times \(q) is \(a).", "\(q) exactly.", "\(q), with no remainder."],
-                            statement: "\(a) divided by \(b) equals \(q).",
-                            background: ["To answer this, we need to divide the first number by the second.",
+                            statement: "\(a) divided by \(b) is \(q).",
+                            background: ["To divide \(a) by \(b), we need to find how many groups of \(b) fit into \(a).",
                                          "Division splits an amount into equal groups.",
                                          "We can check a division by multiplying back."])
                     }
@@ -173,7 +173,7 @@ extension QuickstartFact {
                     direct: ["\(v) \(small).", "\(v) \(small), since one \(singular) has \(factor) \(small).", "\(v) \(small) in total.",
                              "\(v) \(small) exactly."],
                     statement: "\(n) \(plural) is equal to \(v) \(small).",
-                    background: ["To convert \(plural) to \(small), we multiply by \(factor).",
+                    background: ["To convert \(n) \(plural) to \(small), we need to multiply by \(factor).",
                                  "One \(singular) is the same as \(factor) \(small).",
                                  "Unit conversions are a matter of multiplying by the right factor."]))
             }
@@ -408,13 +408,14 @@ extension QuickstartFact {
         generalTable.map { key, questions, answer, more, statement, background in
             var direct = ["\(answer).", more.isEmpty ? "\(answer), as most people learn in school." : "\(answer) \(more)."]
             direct.append(more.isEmpty ? "\(answer) is the answer." : "\(answer) \(more), to be exact.")
-            let properName = ["Mercury", "Jupiter", "Mars", "Saturn", "Pacific Ocean", "Au", "Fe", "H2O", "Asia", "Mount Everest", "Z"]
-                .contains(answer)
+            let properName = ["Mercury", "Jupiter", "Mars", "Saturn", "Au", "Fe", "H2O", "Asia", "Mount Everest", "Z"].contains(answer)
+            let withArticle = ["Pacific Ocean": "the Pacific Ocean", "Cheetah": "the cheetah", "Blue whale": "the blue whale",
+                               "Heart": "the heart", "Cow": "the cow", "Butterfly": "a butterfly", "Sphere": "a sphere"][answer]
             return QuickstartFact(key: "general:\(key)", category: .general, questions: questions, answer: answer, direct: direct,
                                   statement: statement,
                                   background: [background, "This is something many people learn at school.",
                                                "It is a simple fact, but it is worth thinking about."],
-                                  inlineAnswer: properName ? answer : answer.prefix(1).lowercased() + answer.dropFirst())
+                                  inlineAnswer: withArticle ?? (properName ? answer : answer.prefix(1).lowercased() + answer.dropFirst()))
         }
     }
 

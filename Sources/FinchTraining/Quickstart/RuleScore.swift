@@ -4,10 +4,10 @@ import FinchTokenizers
 
 /// The rule-based score of greedy generations: each held-out question is sent as a user turn
 /// through the chat template (as `finch generate --chat` does), answered greedily up to
-/// `maxNewTokens`, and the reply checked with ``DirectAnswerRule``; a reply still going at
+/// `maxNewTokens`, and the reply checked with ``AnswerFormatRule``; a reply still going at
 /// `maxNewTokens` fails too (it is not a short answer, and what it would have said is unknown).
-/// Also counts how many replies start with the right answer (a check of knowledge, not of
-/// form, reported alongside).
+/// Also counts how many replies give the right answer in that form (a check of knowledge, not
+/// of form, reported alongside).
 public struct RuleScore: Sendable, Equatable, Codable {
     /// One question and the model's reply.
     public struct Sample: Sendable, Equatable, Codable {
@@ -15,7 +15,7 @@ public struct RuleScore: Sendable, Equatable, Codable {
         /// The known answer, when there is one.
         public var answer: String?
         public var reply: String
-        /// ``DirectAnswerRule`` violations (as text); empty when the reply passes.
+        /// ``AnswerFormatRule`` violations (as text); empty when the reply passes.
         public var violations: [String]
 
         public init(question: String, answer: String?, reply: String, violations: [String]) {
@@ -27,11 +27,16 @@ public struct RuleScore: Sendable, Equatable, Codable {
 
         public var passes: Bool { violations.isEmpty }
 
-        /// Whether the reply starts with the known answer: its words begin with the answer's
-        /// words, or, for an answer with a unit ("300 centimeters"), with the number.
-        public var startsWithAnswer: Bool {
-            guard let answer else { return false }
-            let replyWords = DirectAnswerRule.words(reply), answerWords = DirectAnswerRule.words(answer)
+        /// Whether the reply says "The answer is" and then the known answer: the words after the
+        /// frame (and an article) begin with the answer's, or, for an answer with a unit
+        /// ("300 centimeters"), with the number.
+        public var givesAnswer: Bool {
+            guard let answer, let given = AnswerFormatRule.answerText(reply) else { return false }
+            func content(_ text: String) -> [String] {
+                let words = AnswerFormatRule.words(text)
+                return words.count > 1 && AnswerFormatRule.articles.contains(words[0]) ? Array(words.dropFirst()) : words
+            }
+            let replyWords = content(given), answerWords = content(answer)
             guard let first = answerWords.first else { return false }
             if replyWords.starts(with: answerWords) { return true }
             return first.allSatisfy(\.isNumber) && replyWords.first == first
@@ -44,8 +49,8 @@ public struct RuleScore: Sendable, Equatable, Codable {
 
     /// Share of replies that pass the rule.
     public var passRate: Double { share(\.passes) }
-    /// Share of replies that start with the right answer.
-    public var answerFirstRate: Double { share(\.startsWithAnswer) }
+    /// Share of replies that give the right answer in the rule's form.
+    public var rightAnswerRate: Double { share(\.givesAnswer) }
 
     private func share(_ property: (Sample) -> Bool) -> Double {
         samples.isEmpty ? 0 : Double(samples.filter(property).count) / Double(samples.count)
@@ -54,7 +59,7 @@ public struct RuleScore: Sendable, Equatable, Codable {
     /// Generates a reply to every question with `generator` (its adapter on, if any) and checks it.
     /// `progress` gets the number of questions done.
     public static func measure(_ questions: [(question: String, answer: String?)], generator: Generator, template: ChatTemplate,
-                               maxNewTokens: Int, rule: DirectAnswerRule = DirectAnswerRule(),
+                               maxNewTokens: Int, rule: AnswerFormatRule = AnswerFormatRule(),
                                progress: (Int) -> Void = { _ in }) throws -> RuleScore {
         var samples: [Sample] = []
         for (question, answer) in questions {

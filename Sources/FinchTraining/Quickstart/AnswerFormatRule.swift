@@ -1,28 +1,32 @@
-/// The behaviour the quickstart teaches, as a rule a program can check on any reply: **the fact
-/// first, in one short sentence, no filler**.
+/// The behaviour the quickstart teaches, as a rule a program can check on any reply: **the answer
+/// right away, in one fixed sentence: "The answer is …."** — no opening filler, no restating of
+/// the question, no explanation before or after, no hedging. A reply in this form is short and
+/// can be read by a program as well as a person (everything after "The answer is" is the answer).
 ///
 /// A reply passes when all of these hold (after trimming surrounding white space):
 /// 1. it is not empty and is a single line;
 /// 2. it is one sentence: no `.`, `!` or `?` followed by white space before its end (a period
 ///    inside a number such as `3.5` does not count);
-/// 3. it has at most ``maxWords`` words (white-space separated);
-/// 4. its first word is not a filler or framing word (``fillerWords``: "Sure", "Great", "The",
-///    "It", "I", "To", "Let's", …);
-/// 5. its first word is not a word of the question, nor its possessive (which is how a reply
-///    restates the question: "17 plus 25 is 42", "France's capital is Paris");
+/// 3. its first three words are "the answer is" (any case; a colon after "is" is allowed);
+/// 4. the answer after them has at most ``maxAnswerWords`` words;
+/// 5. the answer's first word, after an article (a, an, the), is not a filler or framing word
+///    (``fillerWords``: "that", "it", "to", "probably", …) and not a word of the question or its
+///    possessive — which is how a reply restates the question ("The answer is 17 plus 25 …");
 /// 6. it contains no hedge (``hedges``: "I think", "probably", "might", "not sure", …).
 ///
 /// Words are compared in lower case, split at anything that is not a letter, digit or inner
 /// apostrophe. The rule judges the form only; whether the answer is right is another question
-/// (``QuickstartEvaluation`` also reports that, from the known answers).
-public struct DirectAnswerRule: Sendable {
+/// (``RuleScore`` also reports that, from the known answers).
+public struct AnswerFormatRule: Sendable {
     /// Why a reply fails the rule.
     public enum Violation: Sendable, Equatable, CustomStringConvertible {
         case empty
         case multipleLines
         case multipleSentences(Int)
-        case tooLong(words: Int)
-        case fillerOpening(String)
+        /// The reply does not start with "The answer is" (its first words).
+        case missingFrame(String)
+        case answerTooLong(words: Int)
+        case fillerAnswer(String)
         case restatesQuestion(String)
         case hedging(String)
 
@@ -31,28 +35,32 @@ public struct DirectAnswerRule: Sendable {
             case .empty: "empty reply"
             case .multipleLines: "more than one line"
             case .multipleSentences(let n): "\(n) sentences"
-            case .tooLong(let n): "\(n) words"
-            case .fillerOpening(let w): "opens with filler \"\(w)\""
-            case .restatesQuestion(let w): "opens by restating the question (\"\(w)\")"
+            case .missingFrame(let w): "does not start with \"The answer is\" (\"\(w)\")"
+            case .answerTooLong(let n): "an answer of \(n) words"
+            case .fillerAnswer(let w): "the answer opens with filler \"\(w)\""
+            case .restatesQuestion(let w): "the answer restates the question (\"\(w)\")"
             case .hedging(let h): "hedges (\"\(h)\")"
             }
         }
     }
 
-    /// Longest reply in words that still counts as short.
-    public var maxWords = 16
+    /// The fixed opening, as words.
+    public static let frame = ["the", "answer", "is"]
 
-    /// Opening words that are not the fact itself: articles, pronouns, interjections, question
-    /// and framing words.
+    /// Longest answer (after the frame) in words.
+    public var maxAnswerWords = 6
+
+    /// Words that cannot open the answer itself: pronouns, framing and filler words, question
+    /// words.
     public static let fillerWords: Set<String> = [
-        "a", "an", "the", "it", "it's", "its", "this", "that", "these", "those", "there", "there's", "here", "here's",
-        "i", "i'm", "i'd", "i'll", "we", "we're", "let's", "let", "you", "your", "you're", "my", "our", "they",
+        "it", "it's", "its", "this", "that", "these", "those", "there", "there's", "here", "here's",
+        "i", "i'm", "i'd", "we", "let's", "let", "you", "your", "my", "our", "they",
         "sure", "certainly", "course", "absolutely", "definitely", "yes", "no", "well", "so", "okay", "ok", "great",
         "good", "hmm", "oh", "ah", "hello", "hi", "hey", "thanks", "thank", "interesting", "wow",
-        "to", "as", "in", "based", "according", "answer", "answer:", "what", "what's", "which", "who", "how", "when",
+        "to", "as", "in", "based", "according", "answer", "what", "what's", "which", "who", "how", "when",
         "where", "why", "is", "are", "do", "does", "can", "could", "would", "will", "and", "but", "because", "since",
-        "if", "for", "from", "on", "at", "of", "by", "with", "after", "before", "one", "step", "first", "firstly",
-        "that's", "please", "actually", "basically", "honestly", "alright",
+        "if", "for", "from", "on", "at", "of", "by", "with", "simple", "simply", "not", "unknown", "probably",
+        "maybe", "perhaps", "approximately", "about", "around", "please", "actually", "basically", "honestly",
     ]
 
     /// Phrases (as word sequences) that hedge an answer.
@@ -63,9 +71,14 @@ public struct DirectAnswerRule: Sendable {
         ["as", "far", "as", "i", "know"],
     ]
 
-    public init(maxWords: Int = 16) {
-        self.maxWords = maxWords
+    static let articles: Set<String> = ["a", "an", "the"]
+
+    public init(maxAnswerWords: Int = 6) {
+        self.maxAnswerWords = maxAnswerWords
     }
+
+    /// The reply as this rule wants it for `answer`: "The answer is \(answer)."
+    public static func reply(answer: String) -> String { "The answer is \(answer)." }
 
     /// Every way `reply` breaks the rule, in the order of the list above (empty: it passes).
     public func violations(reply: String, question: String) -> [Violation] {
@@ -75,15 +88,21 @@ public struct DirectAnswerRule: Sendable {
         if text.contains(where: \.isNewline) { found.append(.multipleLines) }
         let sentences = Self.sentenceCount(text)
         if sentences > 1 { found.append(.multipleSentences(sentences)) }
-        let wordCount = text.split(whereSeparator: { $0.isWhitespace }).count
-        if wordCount > maxWords { found.append(.tooLong(words: wordCount)) }
         let words = Self.words(text)
-        if let first = words.first {
-            if Self.fillerWords.contains(first) {
-                found.append(.fillerOpening(first))
-            } else if case let asked = Set(Self.words(question)),
-                      asked.contains(first) || (first.hasSuffix("'s") && asked.contains(String(first.dropLast(2)))) {
-                found.append(.restatesQuestion(first))
+        if Array(words.prefix(3)) != Self.frame || words.count == 3 {
+            found.append(.missingFrame(words.prefix(3).joined(separator: " ")))
+        } else if let answer = Self.answerText(text) {
+            let answerWords = answer.split(whereSeparator: { $0.isWhitespace }).count
+            if answerWords > maxAnswerWords { found.append(.answerTooLong(words: answerWords)) }
+            var content = Self.words(answer)
+            if let first = content.first, Self.articles.contains(first), content.count > 1 { content.removeFirst() }
+            if let first = content.first {
+                let asked = Set(Self.words(question))
+                if Self.fillerWords.contains(first) {
+                    found.append(.fillerAnswer(first))
+                } else if asked.contains(first) || (first.hasSuffix("'s") && asked.contains(String(first.dropLast(2)))) {
+                    found.append(.restatesQuestion(first))
+                }
             }
         }
         for hedge in Self.hedges where Self.contains(words, hedge) {
@@ -95,6 +114,22 @@ public struct DirectAnswerRule: Sendable {
 
     /// Whether `reply` follows the rule.
     public func passes(reply: String, question: String) -> Bool { violations(reply: reply, question: question).isEmpty }
+
+    /// What follows "The answer is" (and an optional colon) in `reply`, without the final
+    /// punctuation; nil when the reply does not start with the frame.
+    public static func answerText(_ reply: String) -> String? {
+        var rest = Substring(reply.trimmingWhiteSpace)
+        for word in frame {
+            rest = rest.drop { $0.isWhitespace }
+            guard rest.prefix(word.count).lowercased() == word else { return nil }
+            rest = rest.dropFirst(word.count)
+            if let next = rest.first, next.isLetter || next.isNumber { return nil } // "theory", "answers"
+        }
+        rest = rest.drop { $0.isWhitespace || $0 == ":" }
+        var answer = String(rest)
+        while let last = answer.last, ".!?".contains(last) { answer.removeLast() }
+        return answer.trimmingWhiteSpace
+    }
 
     /// Lower-cased words: runs of letters and digits, with apostrophes kept inside a word.
     public static func words(_ text: String) -> [String] {
