@@ -7,10 +7,8 @@
 //   node --experimental-websocket scripts/check-chat-page.mjs --url http://127.0.0.1:PORT \
 //        [--out '/tmp/finch-chat-*.png'] [--max-tokens 100] [--chromium chromium] [--api-key KEY]
 //        [--server-pid PID --server-log FILE]
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { launchChromium, CDP } from './lib/chromium-cdp.mjs';
 
 const args = parseArgs(process.argv.slice(2));
 const base = (args.url || '').replace(/\/$/, '');
@@ -43,11 +41,9 @@ function screenshotPath(name) {
   return outPattern.endsWith('.png') ? outPattern.slice(0, -4) + '-' + name + '.png' : outPattern + '-' + name + '.png';
 }
 
-let browser = null;
-let profile = null;
+let closeChromium = null;
 function cleanup() {
-  if (browser && browser.exitCode === null) browser.kill('SIGKILL');
-  if (profile) { try { rmSync(profile, { recursive: true, force: true }); } catch { /* ignore */ } }
+  if (closeChromium) closeChromium();
 }
 
 function fail(message) {
@@ -89,78 +85,6 @@ async function servedModel() {
   const id = body && body.data && body.data[0] && body.data[0].id;
   if (typeof id !== 'string' || !id) fail(`GET /v1/models has no data[0].id: ${JSON.stringify(body)}`);
   return id;
-}
-
-// ---- Chromium and a minimal DevTools protocol client ----
-async function launchChromium() {
-  profile = mkdtempSync(join(tmpdir(), 'finch-chromium-'));
-  const flags = [
-    '--headless=new', '--disable-gpu', '--no-first-run', '--no-default-browser-check',
-    '--disable-extensions', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--disable-default-apps', '--disable-dev-shm-usage', '--mute-audio',
-    '--hide-scrollbars', '--password-store=basic', '--use-mock-keychain',
-    `--user-data-dir=${profile}`, '--remote-debugging-port=0', 'about:blank',
-  ];
-  // Chromium refuses to run as root with its sandbox on.
-  if (typeof process.getuid === 'function' && process.getuid() === 0) flags.unshift('--no-sandbox');
-  browser = spawn(chromiumPath, flags, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  return await new Promise((resolve) => {
-    const timer = setTimeout(() => fail(`chromium printed no DevTools address within 30 s:\n${stderr.slice(-2000)}`), 30_000);
-    browser.on('error', (e) => fail(`cannot start ${chromiumPath}: ${e.message}`));
-    browser.on('exit', (code) => { if (!timer._destroyed) fail(`chromium exited (${code}) before starting:\n${stderr.slice(-2000)}`); });
-    browser.stderr.on('data', (d) => {
-      stderr += d;
-      const m = /DevTools listening on (ws:\/\/\S+)/.exec(stderr);
-      if (m) { clearTimeout(timer); timer._destroyed = true; resolve(m[1]); }
-    });
-  });
-}
-
-class CDP {
-  constructor(url) {
-    this.nextId = 1;
-    this.pending = new Map();
-    this.listeners = [];
-    this.ws = new WebSocket(url);
-    this.ws.addEventListener('message', (e) => this.onMessage(JSON.parse(String(e.data))));
-    this.ws.addEventListener('close', () => {
-      for (const { reject } of this.pending.values()) reject(new Error('DevTools connection closed'));
-      this.pending.clear();
-    });
-  }
-  open() {
-    return new Promise((resolve, reject) => {
-      this.ws.addEventListener('open', resolve, { once: true });
-      this.ws.addEventListener('error', () => reject(new Error('cannot connect to the DevTools websocket')), { once: true });
-    });
-  }
-  onMessage(msg) {
-    if (msg.id !== undefined) {
-      const p = this.pending.get(msg.id);
-      if (!p) return;
-      this.pending.delete(msg.id);
-      if (msg.error) p.reject(new Error(`${p.method}: ${msg.error.message}${msg.error.data ? ' (' + msg.error.data + ')' : ''}`));
-      else p.resolve(msg.result);
-      return;
-    }
-    for (const l of this.listeners) if (l.method === msg.method && l.session === msg.sessionId) l.fn(msg.params);
-  }
-  send(method, params = {}, session) {
-    const id = this.nextId++;
-    const msg = { id, method, params };
-    if (session) msg.sessionId = session;
-    this.ws.send(JSON.stringify(msg));
-    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject, method }));
-  }
-  on(method, session, fn) { this.listeners.push({ method, session, fn }); }
-  once(method, session, timeoutMs) {
-    return new Promise((resolve, reject) => {
-      const l = { method, session, fn: (p) => { this.listeners.splice(this.listeners.indexOf(l), 1); clearTimeout(t); resolve(p); } };
-      const t = setTimeout(() => { this.listeners.splice(this.listeners.indexOf(l), 1); reject(new Error(`no ${method} within ${timeoutMs} ms`)); }, timeoutMs);
-      this.listeners.push(l);
-    });
-  }
 }
 
 // ---- one page at one screen size ----
@@ -282,7 +206,8 @@ function checkClean(page) {
 async function run() {
   await waitForServer();
   const model = await servedModel();
-  const wsURL = await launchChromium();
+  const { wsURL, close } = await launchChromium(chromiumPath, fail);
+  closeChromium = close;
   const cdp = new CDP(wsURL);
   await cdp.open();
   const shots = [];

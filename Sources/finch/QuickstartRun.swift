@@ -258,13 +258,18 @@ struct QuickstartRun {
         return 100
     }
 
-    /// Three samples as two word-wrapped columns under their question: the first three whose reply
-    /// changed (the header says how many did), then unchanged ones if fewer changed.
+    /// Three samples as two word-wrapped columns under their question. Replies that changed come
+    /// first, those that now pass the rule (and did not before) ahead of the rest; unchanged ones
+    /// fill up if fewer than three changed. The header gives both counts, so the choice is visible.
     static func sideBySide(_ samples: [EvaluationSummary.Sample], width: Int) -> String {
         let column = (width - 5) / 2
+        let rule = AnswerFormatRule()
         let changed = samples.filter { $0.before != $0.after }
-        let shown = Array((changed + samples.filter { $0.before == $0.after }).prefix(3))
-        var lines = ["", "Held-out questions whose reply changed (\(changed.count) of \(samples.count) did), before | after:"]
+        let improved = changed.filter { rule.passes(reply: $0.after, question: $0.prompt) && !rule.passes(reply: $0.before, question: $0.prompt) }
+        let others = changed.filter { s in !improved.contains(s) }
+        let shown = Array((improved + others + samples.filter { $0.before == $0.after }).prefix(3))
+        var lines = ["", "Held-out questions: \(changed.count) of \(samples.count) replies changed, \(improved.count) into the form "
+                     + "\"The answer is ….\"; three of them (those first), before | after:"]
         for s in shown {
             lines.append("")
             lines.append("Q: " + s.prompt)

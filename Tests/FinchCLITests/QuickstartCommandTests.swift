@@ -18,6 +18,21 @@ final class QuickstartCommandTests: XCTestCase, FinchCLIRunning {
         XCTAssertEqual(QuickstartRecipe.text, file)
     }
 
+    func testSideBySidePutsRepliesThatNowPassFirst() {
+        typealias S = EvaluationSummary.Sample
+        let samples = [S(prompt: "What is 2 + 2?", before: "2 + 2 is 4.", after: "2 + 2 is 4."),
+                       S(prompt: "Name the capital of Peru.", before: "Peru is in South America.", after: "Peru is a country."),
+                       S(prompt: "Which day follows Monday?", before: "Monday is followed by Tuesday.", after: "The answer is Tuesday."),
+                       S(prompt: "How many legs has a spider?", before: "A spider has eight legs.", after: "Spiders have 8 legs.")]
+        let text = QuickstartRun.sideBySide(samples, width: 100)
+        XCTAssertTrue(text.contains("Held-out questions: 3 of 4 replies changed, 1 into the form"), text)
+        let order = ["Q: Which day follows Monday?", "Q: Name the capital of Peru.", "Q: How many legs has a spider?"]
+            .map { text.range(of: $0)?.lowerBound }
+        XCTAssertFalse(order.contains(nil), text)
+        XCTAssertEqual(order.compactMap { $0 }, order.compactMap { $0 }.sorted(), text)
+        XCTAssertFalse(text.contains("Q: What is 2 + 2?"), "an unchanged reply is shown while three changed:\n\(text)")
+    }
+
     func testTinyQuickstart() throws {
         XCTAssertTrue(ModelCache.fromEnvironment().contains(.defaultModel), "run `finch pull` first (scripts/test does)")
         let out = try temporaryDirectory() + "/run"
@@ -25,7 +40,7 @@ final class QuickstartCommandTests: XCTestCase, FinchCLIRunning {
         XCTAssertEqual(r.status, 0, r.stderr)
         // The table and the side-by-side replies on stdout; progress and the next commands.
         for text in ["before     after", "preference accuracy", "mean log-prob margin", "rule score", "right answer",
-                     "Held-out questions whose reply changed (", " of 2 did), before | after:", " | ", "finch chat --adapter \(out)", "finch serve --adapter \(out)"] {
+                     "Held-out questions: ", " of 2 replies changed, ", "; three of them (those first), before | after:", " | ", "finch chat --adapter \(out)", "finch serve --adapter \(out)"] {
             XCTAssertTrue(r.stdout.contains(text), "stdout lacks \(text):\n\(r.stdout)")
         }
         XCTAssertTrue(r.stderr.contains("step 2/2"), r.stderr)

@@ -168,6 +168,7 @@ final class TrainingReportTests: XCTestCase {
         XCTAssertTrue(page.contains("<td class=\"up\">+42.0 points</td>"), page)
         XCTAssertTrue(page.contains("<td class=\"down\">−0.25</td>"), page)
         XCTAssertTrue(page.contains("Say &lt;hi&gt;") && page.contains("&lt;/pre&gt;&lt;script&gt;"))
+        XCTAssertTrue(page.contains("<summary>Sample generations: 1 prompts, 1 with a changed reply</summary>"), page)
         XCTAssertFalse(page.contains("<script"))
         let written = try TrainingReport.write(runFolder: dir)
         XCTAssertEqual(written, dir + "/report.html")

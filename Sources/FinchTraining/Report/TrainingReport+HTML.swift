@@ -218,12 +218,15 @@ extension TrainingReport {
             out += "</tbody></table>"
         }
         if !e.samples.isEmpty {
-            out += "<h3>Sample generations</h3>"
+            // Folded: 50 replies side by side would push the training curves several screens down.
+            let changed = e.samples.filter { $0.before != $0.after }.count
+            out += "<details><summary>Sample generations: \(e.samples.count) prompts, \(changed) with a changed reply</summary>"
             for s in e.samples {
                 out += "<div class=\"sample\"><div class=\"prompt\"><span class=\"label\">prompt</span><pre>\(HTML.escape(s.prompt))</pre></div>"
                     + "<div class=\"pair\"><div><span class=\"label\">before</span><pre>\(HTML.escape(s.before))</pre></div>"
                     + "<div><span class=\"label\">after</span><pre>\(HTML.escape(s.after))</pre></div></div></div>"
             }
+            out += "</details>"
         }
         return out + "</section>"
     }
@@ -240,7 +243,7 @@ extension TrainingReport {
         .cards{display:flex;flex-wrap:wrap;gap:12px;margin-top:16px}
         .card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;min-width:130px}
         .card .v{font-size:20px;font-weight:600}.card .k{color:#6b7280;font-size:12px}
-        .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:14px}
+        .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(540px,100%),1fr));gap:14px}
         .charts figure{margin:0;background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:6px}
         svg.chart{width:100%;height:auto;display:block}
         .chart-title{font-size:14px;font-weight:600;fill:#111827}.tick{font-size:11px;fill:#4b5563}.caption{font-size:11px;fill:#6b7280}
@@ -250,10 +253,11 @@ extension TrainingReport {
         th,td{text-align:left;padding:4px 10px;border-bottom:1px solid #f3f4f6;vertical-align:top}
         table.kv th{color:#374151;font-weight:500;white-space:nowrap}table.kv td{font-family:ui-monospace,Menlo,monospace;font-size:13px;word-break:break-all}
         table.eval td{font-variant-numeric:tabular-nums}td.up{color:#166534;font-weight:600}td.down{color:#991b1b;font-weight:600}
-        .cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:20px}
+        .cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(420px,100%),1fr));gap:20px}
         .sample{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px;margin-bottom:12px}
         .pair{display:grid;grid-template-columns:1fr 1fr;gap:10px}.label{color:#6b7280;font-size:12px;font-weight:600;text-transform:uppercase}
         pre{white-space:pre-wrap;word-wrap:break-word;margin:4px 0;font:13px/1.4 ui-monospace,Menlo,monospace}
+        details{margin-top:14px}summary{cursor:pointer;font-weight:600;margin-bottom:10px}
         footer{color:#9ca3af;font-size:12px;margin-top:30px}
         """
 
