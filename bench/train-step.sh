@@ -6,20 +6,38 @@
 # (bench/train_step_reference.py, fp32). Tokens/s from the median of 5 steps; peak RSS of each
 # process (Finch's includes the XCTest runner).
 #
-#   bench/train-step.sh        # needs the reference venv at $FINCH_REF_VENV (default /work/venv-ref)
+# Machine noise moves either side by ±10% from one process to the next, so the script runs ROUNDS
+# rounds (default 3), each a Finch process then a PyTorch process, prints each round's ratio and
+# reports the median of the per-round ratios.
+#
+#   bench/train-step.sh [ROUNDS]   # needs the reference venv at $FINCH_REF_VENV (default /work/venv-ref);
+#                                  # FINCH_SKIP_BUILD=1 uses the test build already in .build/release
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${FINCH_REF_VENV:-/work/venv-ref}
-swift build -c release --build-tests >/dev/null
+ROUNDS=${1:-3}
+[ "${FINCH_SKIP_BUILD:-0}" = 1 ] || swift build -c release --build-tests >/dev/null
 MODEL=$(.build/release/finch pull smollm2-135m-instruct)
-finch=$(FINCH_BENCH=1 swift test -c release --skip-build --filter TrainingBenchmarkTests.testTrainStep 2>&1 | grep '^train-step:')
-echo "finch:       $finch"
-ref=$("$VENV/bin/python" bench/train_step_reference.py "$MODEL" 2>/dev/null | tail -1)
-echo "torch+peft:  $ref"
-python3 - "$finch" "$ref" <<'PY'
-import json, re, sys
-f, r = sys.argv[1], json.loads(sys.argv[2])
-tps = float(re.search(r"= ([0-9.]+) tokens/s", f).group(1))
-hwm = int(re.search(r"VmHWM:\s*([0-9]+) kB", f).group(1)) / 1024
-print(f"ratio: tokens/s {tps / r['tokens_per_s']:.2f}× PyTorch+PEFT; peak RSS {hwm:.0f} MB = {hwm / r['peak_rss_mb']:.2f}× of {r['peak_rss_mb']:.0f} MB")
+results=()
+for round in $(seq "$ROUNDS"); do
+  finch=$(FINCH_BENCH=1 swift test -c release --skip-build --filter TrainingBenchmarkTests.testTrainStep 2>&1 | grep '^train-step:')
+  echo "round $round finch:      $finch"
+  ref=$("$VENV/bin/python" bench/train_step_reference.py "$MODEL" 2>/dev/null | tail -1)
+  echo "round $round torch+peft: $ref"
+  results+=("$finch" "$ref")
+done
+python3 - "${results[@]}" <<'PY'
+import json, re, statistics, sys
+rows = sys.argv[1:]
+ratios, memory = [], []
+for i in range(0, len(rows), 2):
+    f, r = rows[i], json.loads(rows[i + 1])
+    tps = float(re.search(r"= ([0-9.]+) tokens/s", f).group(1))
+    hwm = int(re.search(r"VmHWM:\s*([0-9]+) kB", f).group(1)) / 1024
+    ratios.append(tps / r["tokens_per_s"])
+    memory.append(hwm / r["peak_rss_mb"])
+    print(f"round {i // 2 + 1}: Finch {tps:.1f} tokens/s, PyTorch+PEFT {r['tokens_per_s']:.1f} -> {ratios[-1]:.2f}x; "
+          f"peak RSS {hwm:.0f} MB vs {r['peak_rss_mb']:.0f} MB -> {memory[-1]:.2f}x")
+print(f"median of {len(ratios)} rounds: tokens/s {statistics.median(ratios):.2f}x PyTorch+PEFT "
+      f"(range {min(ratios):.2f}-{max(ratios):.2f}), peak RSS {statistics.median(memory):.2f}x")
 PY

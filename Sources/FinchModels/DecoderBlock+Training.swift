@@ -64,6 +64,8 @@ struct PassContext {
     let config: ModelConfiguration
     let rope: RoPE
     let positions: UnsafePointer<Int>
+    /// RoPE's cos/sin for each token, (T, rotaryDim), filled once per pass.
+    let ropeTable: UnsafePointer<Float>
     let cumulativeLengths: UnsafePointer<Int>
     let sequences: Int
     let adapter: LoRAAdapter?
@@ -115,11 +117,11 @@ struct PassContext {
     func rotate(_ x: UnsafeMutablePointer<Float>, heads: Int, backward: Bool = false) {
         let width = heads * config.headDim
         rows(width: width) { r in
-            let p = x + r.lowerBound * width, positions = self.positions + r.lowerBound
+            let p = x + r.lowerBound * width, table = ropeTable + r.lowerBound * rope.rotaryDim
             if backward {
-                rope.backward(p, tokens: r.count, heads: heads, positions: positions)
+                rope.backward(p, tokens: r.count, heads: heads, table: table)
             } else {
-                rope.apply(p, tokens: r.count, heads: heads, positions: positions)
+                rope.apply(p, tokens: r.count, heads: heads, table: table)
             }
         }
     }

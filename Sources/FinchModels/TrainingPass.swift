@@ -297,8 +297,12 @@ public final class TrainingPass: @unchecked Sendable {
         positions.update(from: batch.positions, count: T)
         let cumulative = positions + T
         cumulative.update(from: batch.cumulativeLengths, count: batch.cumulativeLengths.count)
+        // Once per pass instead of once per layer and direction (60 × 2 × T·rotaryDim/2 sin/cos).
+        let ropeTable = buffers.buffer("ropeTable", T * max(1, model.rope.rotaryDim))
+        model.rope.fillTable(positions: positions, tokens: T, into: ropeTable)
         return PassContext(
-            tokens: T, config: c, rope: model.rope, positions: UnsafePointer(positions), cumulativeLengths: UnsafePointer(cumulative),
+            tokens: T, config: c, rope: model.rope, positions: UnsafePointer(positions), ropeTable: UnsafePointer(ropeTable),
+            cumulativeLengths: UnsafePointer(cumulative),
             sequences: batch.sequenceCount, adapter: adapter, dropout: dropout, gradients: model.trainableParameters, pool: pool,
             h: buffers.buffer("h", T * H), act: buffers.buffer("act", T * I), dropped: buffers.buffer("dropped", T * widest),
             loraE: buffers.buffer("loraE", T * 4 * r), loraInputGradient: buffers.buffer("loraInputGradient", T * widest),

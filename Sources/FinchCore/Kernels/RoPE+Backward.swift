@@ -12,4 +12,9 @@ extension RoPE {
     public func backward(_ dx: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int>) {
         rotate(dx, tokens: tokens, heads: heads, positions: positions, sineSign: -1)
     }
+
+    /// `backward` with the cos/sin rows of `fillTable`.
+    public func backward(_ dx: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, table: UnsafePointer<Float>) {
+        rotate(dx, tokens: tokens, heads: heads, table: table, sineSign: -1)
+    }
 }
