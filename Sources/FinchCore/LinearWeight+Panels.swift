@@ -4,13 +4,19 @@
 /// - Panels are processed one after another, each `sgemm` using OpenBLAS's threads. Giving each pool
 ///   worker its own panels and a single-threaded `sgemm` was no faster (196 vs 194 GFLOP/s for
 ///   512 × 576 × 576 Q4_1) and needs OpenBLAS's process-wide thread count changed.
-/// - Panels are large (up to 4 MiB of Float32): every `sgemm` call re-packs its B panel and costs
-///   ≈ 0.3 ms of fixed overhead on 2 threads, so 1 MiB or 256 KiB panels were 1.2–2× slower.
+/// - With OpenBLAS's threads, every `sgemm` call re-packs its B panel and costs ≈ 0.3 ms of fixed
+///   overhead on 2 threads, so 1 MiB or 256 KiB panels were 1.2–2× slower than 4 MiB ones there.
+/// - With single-threaded `sgemm` per pool worker (what a pool of 2+ threads sets up), each
+///   worker's panel is up to 1 MiB, half of a core's 2 MiB L2, so `sgemm` packs it while it is
+///   still in cache: the training-step benchmark's median went from ≈ 257 to ≈ 298 tokens/s over
+///   six alternating processes each (4 MiB panels spilled to L3 and doubled dequantization's share
+///   of the profile on a busy host), and 512-token prefill was unchanged (≈ 735 tokens/s).
 /// - Dequantization costs 0.17–0.3 ns per weight on one core, under 4% of a 512-token `sgemm`.
 extension LinearWeight {
-    /// Rows per panel: the whole matrix while its Float32 copy fits `panelBudget`, else slices of
-    /// about that size (a multiple of 16 rows, at least 64).
-    static let panelBudget = 4 << 20
+    /// Rows per panel: the whole matrix while its Float32 copy fits `panelBudget` (1 MiB per worker
+    /// with single-threaded `sgemm`, 4 MiB through OpenBLAS's threads), else slices of about that
+    /// size (a multiple of 16 rows, at least 64).
+    static var panelBudget: Int { LinearBLAS.isSingleThreaded ? 1 << 20 : 4 << 20 }
 
     func panelRows() -> Int {
         let rows = Self.panelBudget / max(1, 4 * inFeatures)

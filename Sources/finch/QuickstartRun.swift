@@ -139,7 +139,11 @@ struct QuickstartRun {
         CLI.log("training: \(trainer.plan.totalSteps) DPO steps of \(c.arguments.perDeviceTrainBatchSize * c.arguments.gradientAccumulationSteps) pairs "
                 + "(Ctrl-C stops with a checkpoint; run the command again to resume)")
         do {
-            try TrainingCommand.train(trainer, c, output: output, baseModel: options.model, unit: "pairs", evalSteps: 0)
+            // run.json (and the report's Dataset table) get the same statistics `finch dpo` records.
+            let run = TrainingRunRecord(kind: "dpo", model: options.model, dataset: datasetPath, maxSteps: trainer.plan.totalSteps, unit: "pairs",
+                                        datasetStatistics: .object([("train_file", report.jsonValue), ("train", statistics.jsonValue),
+                                                                    ("test_pairs", .number(String(testPairs.count)))]))
+            try TrainingCommand.train(trainer, c, output: output, baseModel: options.model, unit: "pairs", evalSteps: 0, run: run)
         } catch let stop as TrainingInterrupted {
             CLI.log("interrupted at step \(stop.step)/\(stop.totalSteps); checkpoint: \(stop.checkpoint). "
                     + "Run `finch quickstart` again (same --out) to resume, or with --restart to start over.")

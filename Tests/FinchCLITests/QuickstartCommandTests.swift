@@ -47,6 +47,12 @@ final class QuickstartCommandTests: XCTestCase, FinchCLIRunning {
         XCTAssertTrue(r.stderr.contains("before: preference accuracy"), r.stderr)
         XCTAssertTrue(r.stderr.contains("after: preference accuracy"), r.stderr)
 
+        // run.json records the data as `finch dpo` does (the report's Dataset table).
+        let record = try JSONValue.parse(contentsOf: out + "/run.json")
+        XCTAssertEqual(record["dataset_statistics"]?["train_file"]?["rows"]?.intValue, 1600)
+        XCTAssertEqual(record["dataset_statistics"]?["train"]?["pairs"]?.intValue, 1600)
+        XCTAssertNotNil(record["dataset_statistics"]?["test_pairs"]?.intValue)
+
         // evaluation.json in the schema the report renders.
         let json = try JSONValue.parse(contentsOf: out + "/evaluation.json")
         XCTAssertEqual(json.objectValue?.map(\.0), ["split", "metrics", "samples"])
