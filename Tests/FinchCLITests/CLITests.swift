@@ -22,11 +22,13 @@ extension FinchCLIRunning {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        // stderr is drained on another thread: reading the two pipes one after the other would
+        // hang once the child fills stderr's pipe buffer (64 KiB) while stdout is still open.
+        let errData = PipeDrain(err.fileHandleForReading)
         let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return CLIResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+                         stderr: String(decoding: errData.wait(), as: UTF8.self))
     }
 
     func temporaryDirectory() throws -> String {
@@ -216,9 +218,10 @@ final class CLITests: XCTestCase, FinchCLIRunning {
         try process.run()
         input.fileHandleForWriting.write(Data("What is the capital of France?\nAnd of Italy?\n/reset\n/system Answer in one word.\nHi\n/bogus\n/exit\n".utf8))
         try input.fileHandleForWriting.close()
+        let drained = PipeDrain(errors.fileHandleForReading)
         let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
+        let err = String(decoding: drained.wait(), as: UTF8.self)
         XCTAssertEqual(process.terminationStatus, 0, err)
         XCTAssertTrue(out.contains("Paris"), out)
         XCTAssertTrue(err.contains("conversation cleared"), err)
@@ -605,5 +608,25 @@ final class ExportCommandTests: XCTestCase, FinchCLIRunning {
             XCTAssertTrue(r.stderr.contains(fragment), r.stderr)
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
+    }
+}
+
+/// Reads a pipe to its end on a background thread; `wait()` returns what it read.
+final class PipeDrain: @unchecked Sendable {
+    // @unchecked: `data` is written once on the reading thread before `done` is signalled and
+    // read only after `wait()` has waited for that signal.
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            data = handle.readDataToEndOfFile()
+            done.signal()
+        }
+    }
+
+    func wait() -> Data {
+        done.wait()
+        return data
     }
 }

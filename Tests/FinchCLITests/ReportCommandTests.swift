@@ -162,7 +162,6 @@ final class ReportCommandTests: XCTestCase, FinchCLIRunning {
     func testInterruptSavesCheckpointAndReportThenResumes() throws {
         let dir = try temporaryDirectory()
         let run = dir + "/runs/tiny"
-        // Few enough steps that the resumed run's progress lines fit the pipe `finch()` reads last.
         let steps = 300
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLITests.finchPath)
