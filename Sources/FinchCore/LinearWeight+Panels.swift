@@ -1,9 +1,10 @@
 /// Many tokens (prefill, training): panels of weight rows are dequantized bit-exactly into reusable
-/// scratch (`QuantizedRows`, parallel over rows with the pool) and multiplied with `sgemm`, which
-/// runs on OpenBLAS's own threads. Measured choices (`LinearWeightTests`, `FINCH_BENCH=1`):
-/// - Panels are processed one after another, each `sgemm` using OpenBLAS's threads. Giving each pool
-///   worker its own panels and a single-threaded `sgemm` was no faster (196 vs 194 GFLOP/s for
-///   512 × 576 × 576 Q4_1) and needs OpenBLAS's process-wide thread count changed.
+/// scratch (`QuantizedRows`) and multiplied with `sgemm`. With a pool of 2+ threads (which sets
+/// OpenBLAS to one thread, `BLAS.callerThreadsOnly`), each worker dequantizes and multiplies its
+/// own share of the panels; otherwise panels go one after another through OpenBLAS's threads.
+/// Measured choices (`LinearWeightTests`, `FINCH_BENCH=1`, `bench/train-step.sh`):
+/// - Two spinning thread pools on two cores fight: with both Finch's workers and OpenBLAS's, a
+///   training step took 5.8 s instead of 3.6–4.3 s.
 /// - With OpenBLAS's threads, every `sgemm` call re-packs its B panel and costs ≈ 0.3 ms of fixed
 ///   overhead on 2 threads, so 1 MiB or 256 KiB panels were 1.2–2× slower than 4 MiB ones there.
 /// - With single-threaded `sgemm` per pool worker (what a pool of 2+ threads sets up), each
