@@ -1,4 +1,4 @@
-import FinchCore
+@testable import FinchCore
 import Foundation
 import XCTest
 
@@ -29,5 +29,36 @@ final class VectorMathTests: XCTestCase {
         XCTAssertTrue(edge[4].isNaN && edge[5].isNaN)
         XCTAssertGreaterThan(edge[6], 3e38)
         XCTAssertLessThan(edge[7], 1.3e-38)
+    }
+}
+
+/// The row reductions RMSNorm and packed attention use (16 lane sums, then the tail), against
+/// Double sums, at lengths around the 16-lane boundary and the models' widths.
+final class VectorMathRowTests: XCTestCase {
+    func testRowReductionsMatchDoubleSums() {
+        var rng = SplitMix64(seed: 11)
+        for n in [1, 7, 15, 16, 17, 31, 33, 64, 141, 576, 1537] {
+            let a = (0..<n).map { _ in Float.random(in: -3...3, using: &rng) }
+            let b = (0..<n).map { _ in Float.random(in: -3...3, using: &rng) }
+            let c = (0..<n).map { _ in Float.random(in: -3...3, using: &rng) }
+            // Float32 sums of n terms: relative error ≲ n·ε of the sum of magnitudes.
+            let bound = { (magnitude: Double) in Double(n) * 1.2e-7 * magnitude + 1e-30 }
+            let squares = a.reduce(0.0) { $0 + Double($1) * Double($1) }
+            XCTAssertEqual(Double(VectorMath.sumOfSquares(a, count: n)), squares, accuracy: bound(squares), "Σx², n \(n)")
+            let dot = (0..<n).reduce(0.0) { $0 + Double(a[$1] * b[$1]) * Double(c[$1]) }
+            let dotMagnitude = (0..<n).reduce(0.0) { $0 + abs(Double(a[$1] * b[$1]) * Double(c[$1])) }
+            XCTAssertEqual(Double(VectorMath.dot(a, b, c, count: n)), dot, accuracy: bound(dotMagnitude), "Σabc, n \(n)")
+
+            var row = a
+            let shift = a.max()!
+            let sum = row.withUnsafeMutableBufferPointer { VectorMath.exponentiate($0.baseAddress!, minus: shift, count: n) }
+            for i in 0..<n {
+                let want = Float(Foundation.exp(Double(a[i] - shift)))
+                XCTAssertLessThanOrEqual(abs(row[i] - want), 2 * want.ulp, "exp in place, n \(n), element \(i)")
+            }
+            let written = row.reduce(0.0) { $0 + Double($1) }
+            XCTAssertEqual(Double(sum), written, accuracy: bound(written), "returned sum, n \(n)")
+            XCTAssertGreaterThanOrEqual(sum, 1, "the maximum's own term is e⁰ = 1")
+        }
     }
 }

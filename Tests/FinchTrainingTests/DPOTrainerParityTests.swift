@@ -109,6 +109,14 @@ final class DPOTrainerParityTests: XCTestCase {
                 guard let want = theirs[key]?.doubleValue else { XCTFail("\(run): TRL did not log \(key)", file: file, line: line); continue }
                 guard let got = ours[key] else { XCTFail("\(run) step \(ours.step): Finch did not log \(key)", file: file, line: line); continue }
                 let (rel, abs) = Self.tolerance(key)
+                // While the policy still equals the reference (step 1 with a precomputed or frozen
+                // reference: B = 0), every pair's reward margin is 0 in exact arithmetic and Float32
+                // noise (≈ 1e-8) from packing the pairs differently in the two passes decides each
+                // `chosen > rejected`: both stacks then count signs of noise. The margins
+                // themselves are still checked against TRL's (within 1e-5) under their own key.
+                if key.hasSuffix("rewards/accuracies"),
+                   let margin = theirs[key.replacingOccurrences(of: "accuracies", with: "margins")]?.doubleValue,
+                   Swift.abs(margin) <= Self.tolerance("rewards/margins").absolute { continue }
                 let error = Swift.abs(got - want)
                 worst = max(worst, error / max(abs + rel * Swift.abs(want), .leastNormalMagnitude))
                 XCTAssertLessThanOrEqual(error, abs + rel * Swift.abs(want), "\(run) step \(ours.step) \(key): Finch \(got), TRL \(want)",

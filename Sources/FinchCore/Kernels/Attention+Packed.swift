@@ -43,10 +43,8 @@ extension Attention {
                       c: scores, ldc: L, alpha: scale)
             for t in 0..<L {
                 let row = scores + t * L
-                var m = -Float.infinity
-                for j in 0...t { m = max(m, row[j]) }
-                var sum: Float = 0
-                for j in 0...t { let e = expf(row[j] - m); row[j] = e; sum += e }
+                let m = VectorMath.maximum(row, count: t + 1)
+                let sum = VectorMath.exponentiate(row, minus: m, count: t + 1)
                 let inverse = 1 / sum
                 for j in 0...t { row[j] *= inverse }
                 for j in (t + 1)..<L { row[j] = 0 }
@@ -97,7 +95,7 @@ extension Attention {
                           c: p, ldc: L, alpha: scale)
                 for t in 0..<L {
                     let row = p + t * L, lse = logSumExp[(start + t) * heads + h]
-                    for j in 0...t { row[j] = expf(row[j] - lse) }
+                    VectorMath.scaledExp(row, minus: lse, scale: 1, count: t + 1, into: row)
                     for j in (t + 1)..<L { row[j] = 0 }
                 }
                 // dV_g (+)= Pᵀ dO_h

@@ -36,9 +36,7 @@ extension RMSNorm {
             pool.parallelFor(tokens, grain: rowGrain) { rows in
                 for t in rows {
                     let row = x + t * channels
-                    var sum: Float = 0
-                    for c in 0..<channels { sum += row[c] * row[c] }
-                    rstd[t] = 1 / (sum / Float(channels) + epsilon).squareRoot()
+                    rstd[t] = 1 / (VectorMath.sumOfSquares(row, count: channels) / Float(channels) + epsilon).squareRoot()
                 }
             }
             // dweight before dx: dx may overwrite dy.
@@ -55,9 +53,7 @@ extension RMSNorm {
                 for t in rows {
                     let g = dy + t * channels, row = x + t * channels, out = dx + t * channels
                     let r = rstd[t]
-                    var dot: Float = 0
-                    for c in 0..<channels { dot += g[c] * weight[c] * row[c] }
-                    let k = r * r * dot * inverseChannels
+                    let k = r * r * VectorMath.dot(g, weight, row, count: channels) * inverseChannels
                     if accumulate {
                         for c in 0..<channels { out[c] += r * (g[c] * weight[c] - row[c] * k) }
                     } else {

@@ -16,9 +16,7 @@ public enum RMSNorm {
                         tokens: Range<Int>, channels: Int, into out: UnsafeMutablePointer<Float>) {
         for t in tokens {
             let row = x + t * channels, o = out + t * channels
-            var sum: Float = 0
-            for c in 0..<channels { sum += row[c] * row[c] }
-            let scale = 1 / (sum / Float(channels) + epsilon).squareRoot()
+            let scale = 1 / (VectorMath.sumOfSquares(row, count: channels) / Float(channels) + epsilon).squareRoot()
             for c in 0..<channels { o[c] = weight[c] * (row[c] * scale) }
         }
     }
