@@ -76,7 +76,8 @@ final class TrainingBenchmarkTests: XCTestCase {
                                       model: model, seed: 1)
         let pass = TrainingPass(model: model)
         var times: [Double] = []
-        for run in 0..<(bench ? 6 : 4) {
+        let steps = bench ? Int(ProcessInfo.processInfo.environment["FINCH_BENCH_STEPS"] ?? "") ?? 5 : 3
+        for run in 0...steps {
             let start = DispatchTime.now().uptimeNanoseconds
             adapter.parameters.zeroGradients()
             for batch in microBatches {
@@ -86,15 +87,106 @@ final class TrainingBenchmarkTests: XCTestCase {
             }
             if run > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
         }
-        times.sort()
+        let median = times.sorted()[times.count / 2]
         let gradients = UnsafeBufferPointer(start: adapter.parameters.gradients, count: adapter.parameters.count)
         XCTAssertTrue(gradients.allSatisfy(\.isFinite), "LoRA gradients")
         XCTAssertTrue(gradients.contains { $0 != 0 }, "B is 0 at init, but its gradient is not")
         guard bench else { return }
         let tokens = lengths.reduce(0, +)
-        print(String(format: "train-step: base %@ (%.1f MB of weights), %d tokens, step %.3f s (runs %@) = %.1f tokens/s; %@",
-                     Self.baseOptions.label, Double(model.weightByteCount) / 1e6, tokens, times[2],
-                     times.map { String(format: "%.3f", $0) }.joined(separator: " "), Double(tokens) / times[2], Self.memory()))
+        print(String(format: "train-step: base %@ (%.1f MB of weights), %d tokens, step %.3f s (runs in order %@) = %.1f tokens/s; %@",
+                     Self.baseOptions.label, Double(model.weightByteCount) / 1e6, tokens, median,
+                     times.map { String(format: "%.3f", $0) }.joined(separator: " "), Double(tokens) / median, Self.memory()))
+    }
+
+    /// The floor under `testTrainStep` on this machine: the same step's frozen-base products alone
+    /// (each block's seven linears forward and input-gradient, and the tied head on the scored rows
+    /// forward and input-gradient), Float32 weights already in memory, each product one
+    /// single-threaded `sgemm` per pool worker over its half of the output (as the panel code splits
+    /// them, without dequantization, panels, norms, attention, LoRA, softmax or waiting). These are
+    /// ≈ 99% of the step's flops (LoRA's r-16 products and attention's are the rest), so no Float32
+    /// implementation built on OpenBLAS can take less time. Prints one line that
+    /// bench/train-step.sh parses.
+    func testTrainStepProductFloor() throws {
+        let bench = Self.benchmarking
+        let configuration = try Self.model(bench: bench).configuration
+        let pool = ThreadPool()
+        let lengths = bench ? [132, 147, 139, 151, 128, 144, 137, 142] : [7, 9, 5, 8]
+        // Micro-batches of 2 packed sequences; the first quarter of each is prompt, and a row is
+        // scored when its target (the next token) is a completion token.
+        let microBatches: [(tokens: Int, scored: Int)] = stride(from: 0, to: lengths.count, by: 2).map { (i: Int) -> (tokens: Int, scored: Int) in
+            let (a, b) = (lengths[i], lengths[i + 1])
+            return (a + b, a - a / 4 + b - b / 4)
+        }
+        let H = configuration.hiddenSize, I = configuration.intermediateSize, V = configuration.vocabSize
+        let q = configuration.numAttentionHeads * configuration.headDim, kv = configuration.numKeyValueHeads * configuration.headDim
+        let linears = [(q, H), (kv, H), (kv, H), (H, q), (I, H), (I, H), (H, I)] // (out, in) of one block
+        let layers = configuration.numHiddenLayers
+        var rng = SplitMix64(seed: 3)
+        func random(_ count: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            for i in 0..<count { p[i] = Float.random(in: -0.05...0.05, using: &rng) }
+            return p
+        }
+        let weights = (0..<layers).map { _ in linears.map { random($0.0 * $0.1) } }
+        let head = random(V * H)
+        let widest = max(V, I, q, H)
+        let maxTokens = microBatches.map { $0.tokens }.max()!
+        let input = random(maxTokens * widest), output = random(maxTokens * widest)
+        defer {
+            weights.joined().forEach { $0.deallocate() }
+            [head, input, output].forEach { $0.deallocate() }
+        }
+        let x = SendablePointer(input), y = SendablePointer(output)
+        // y = x·Wᵀ, the workers splitting W's rows; dx = dy·W, the workers splitting W's columns.
+        func forward(_ w: UnsafeMutablePointer<Float>, out: Int, in inFeatures: Int, tokens: Int) {
+            let w = SendablePointer(w)
+            pool.parallelFor(out, grain: 16) { rows in
+                BLAS.gemm(transposeA: false, transposeB: true, m: tokens, n: rows.count, k: inFeatures, a: x.pointer, lda: inFeatures,
+                          b: w.pointer + rows.lowerBound * inFeatures, ldb: inFeatures, c: y.pointer + rows.lowerBound, ldc: out)
+            }
+        }
+        func backward(_ w: UnsafeMutablePointer<Float>, out: Int, in inFeatures: Int, tokens: Int) {
+            let w = SendablePointer(w)
+            pool.parallelFor(inFeatures, grain: 16) { columns in
+                BLAS.gemm(transposeA: false, transposeB: false, m: tokens, n: columns.count, k: out, a: x.pointer, lda: out,
+                          b: w.pointer + columns.lowerBound, ldb: inFeatures, c: y.pointer + columns.lowerBound, ldc: inFeatures)
+            }
+        }
+        var flops = 0.0
+        var times: [Double] = []
+        let steps = bench ? Int(ProcessInfo.processInfo.environment["FINCH_BENCH_STEPS"] ?? "") ?? 5 : 1
+        for run in 0...steps {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for batch in microBatches {
+                for block in weights { for (w, (out, inFeatures)) in zip(block, linears) { forward(w, out: out, in: inFeatures, tokens: batch.tokens) } }
+                forward(head, out: V, in: H, tokens: batch.scored)
+                backward(head, out: V, in: H, tokens: batch.scored)
+                for block in weights.reversed() {
+                    for (w, (out, inFeatures)) in zip(block, linears).reversed() { backward(w, out: out, in: inFeatures, tokens: batch.tokens) }
+                }
+                if run == 0 {
+                    flops += 4 * Double(batch.tokens) * Double(layers * linears.reduce(0) { $0 + $1.0 * $1.1 })
+                    flops += 4 * Double(batch.scored) * Double(V * H)
+                }
+            }
+            if run > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        }
+        let median = times.sorted()[times.count / 2]
+        // The split products are the products: check both directions against plain sums.
+        forward(head, out: V, in: H, tokens: 2)
+        for (t, v) in [(0, 0), (1, V / 2 + 1), (1, V - 1)] {
+            let expected = (0..<H).reduce(0.0) { $0 + Double(input[t * H + $1]) * Double(head[v * H + $1]) }
+            XCTAssertEqual(Double(output[t * V + v]), expected, accuracy: 1e-4, "forward (\(t), \(v))")
+        }
+        backward(head, out: V, in: H, tokens: 2)
+        for (t, h) in [(0, 0), (1, H / 2 + 1), (1, H - 1)] {
+            let expected = (0..<V).reduce(0.0) { $0 + Double(input[t * V + $1]) * Double(head[$1 * H + h]) }
+            XCTAssertEqual(Double(output[t * H + h]), expected, accuracy: 1e-3, "input gradient (\(t), \(h))")
+        }
+        guard bench else { return }
+        print(String(format: "train-step-floor: %d tokens, %.0f GFLOP of frozen-base products, %.3f s (runs in order %@) = %.1f tokens/s at %.0f GFLOP/s",
+                     lengths.reduce(0, +), flops / 1e9, median, times.map { String(format: "%.3f", $0) }.joined(separator: " "),
+                     Double(lengths.reduce(0, +)) / median, flops / 1e9 / median))
     }
 
     /// `FINCH_BENCH=1`: time the real SmolLM2 (which must be cached: `finch pull`). Otherwise the
