@@ -21,11 +21,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${FINCH_REF_VENV:-/work/venv-ref}
 ROUNDS=${1:-3}
-[ "${FINCH_SKIP_BUILD:-0}" = 1 ] || swift build -c release --build-tests >/dev/null
+[ "${FINCH_SKIP_BUILD:-0}" = 1 ] || swift build -c release --build-tests -Xswiftc -enable-testing >/dev/null
 MODEL=$(.build/release/finch pull smollm2-135m-instruct)
 results=()
 for round in $(seq "$ROUNDS"); do
-  finch=$(FINCH_BENCH=1 swift test -c release --skip-build --filter TrainingBenchmarkTests.testTrainStep 2>&1 | grep '^train-step:')
+  finch=$(FINCH_BENCH=1 swift test -c release --skip-build --filter 'TrainingBenchmarkTests.testTrainStep$' 2>&1 | grep '^train-step:')
   echo "round $round finch:      $finch"
   floor=$(FINCH_BENCH=1 swift test -c release --skip-build --filter TrainingBenchmarkTests.testTrainStepProductFloor 2>&1 | grep '^train-step-floor:')
   echo "round $round floor:      $floor"

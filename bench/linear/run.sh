@@ -9,7 +9,7 @@
 # single-threaded, where LinearWeight splits BLAS work over Finch's ThreadPool itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-swift build -c release --build-tests >/dev/null
+swift build -c release --build-tests -Xswiftc -enable-testing >/dev/null
 for threads in default 1; do
     echo "=== OpenBLAS threads: $threads"
     if [ "$threads" = default ]; then unset OPENBLAS_NUM_THREADS; else export OPENBLAS_NUM_THREADS=$threads; fi
