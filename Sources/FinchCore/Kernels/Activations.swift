@@ -46,19 +46,9 @@ public enum Activations {
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
         let raw = UnsafeMutableRawPointer(x)
-        let m = VectorMath.maximum(x, count: count)
-        var partial = SIMD16<Float>()
-        var i = 0
-        while i + 16 <= count {
-            let e = VectorMath.exp(raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - m)
-            raw.storeBytes(of: e, toByteOffset: 4 * i, as: SIMD16<Float>.self)
-            partial += e
-            i += 16
-        }
-        var sum = partial.sum()
-        while i < count { let e = expf(x[i] - m); x[i] = e; sum += e; i += 1 }
+        let sum = VectorMath.exponentiate(x, minus: VectorMath.maximum(x, count: count), count: count)
         let inv = 1 / sum
-        i = 0
+        var i = 0
         while i + 16 <= count {
             raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) * inv, toByteOffset: 4 * i, as: SIMD16<Float>.self)
             i += 16

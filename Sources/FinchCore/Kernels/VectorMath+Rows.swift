@@ -39,8 +39,9 @@ extension VectorMath {
         return lanes.sum() + tail
     }
 
-    /// `x_i ← exp(x_i − shift)` in place, returning their sum (sixteen lane sums, added, plus the
-    /// scalar tail): the softmax numerator of an attention row.
+    /// `x_i ← exp(x_i − shift)` in place, returning their sum (the sixteen lane sums added, then
+    /// the tail's terms one by one): the numerator of `Activations.softmax` and of packed
+    /// attention's rows.
     static func exponentiate(_ x: UnsafeMutablePointer<Float>, minus shift: Float, count: Int) -> Float {
         let raw = UnsafeMutableRawPointer(x)
         var lanes = SIMD16<Float>()
@@ -51,9 +52,9 @@ extension VectorMath {
             lanes += e
             i += 16
         }
-        var tail: Float = 0
-        while i < count { let e = expf(x[i] - shift); x[i] = e; tail += e; i += 1 }
-        return lanes.sum() + tail
+        var sum = lanes.sum()
+        while i < count { let e = expf(x[i] - shift); x[i] = e; sum += e; i += 1 }
+        return sum
     }
 
     /// `Σ x_i²`, sixteen lane sums, added, plus the scalar tail (RMSNorm's statistic: a scalar
