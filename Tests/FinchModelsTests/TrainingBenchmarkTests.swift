@@ -55,7 +55,7 @@ final class TrainingBenchmarkTests: XCTestCase {
 
     /// issue 5's `bench/train-step` shape (run by bench/train-step.sh with `FINCH_BENCH=1`): one
     /// optimizer step's forward + backward on SmolLM2-135M Q4_1 with the base kept quantized, LoRA
-    /// r 16 / alpha 16 on q, k, v, o, 8 sequences (`TRAIN_STEP_LENGTHS`, 1,120 tokens, the first
+    /// r 16 / alpha 16 on q, k, v, o, 8 sequences (`trainStepLengths`, 1,120 tokens, the first
     /// quarter of each masked as prompt) as 4 micro-batches of 2 (batch 2 × accumulation 4),
     /// gradients accumulating. One untimed warm-up step, then the median of 5; prints one line
     /// that the script parses, with the process's peak RSS.
@@ -63,7 +63,7 @@ final class TrainingBenchmarkTests: XCTestCase {
         let bench = Self.benchmarking
         let model = try Self.model(bench: bench)
         let pool = ThreadPool()
-        let lengths = bench ? [132, 147, 139, 151, 128, 144, 137, 142] : [7, 9, 5, 8]
+        let lengths = Self.trainStepLengths(bench: bench)
         var rng = SplitMix64(seed: 7)
         let sequences = lengths.map { n in (0..<n).map { _ in Int.random(in: 0..<model.vocabularySize, using: &rng) } }
         let labels = sequences.map { s in s.enumerated().map { $0.offset < s.count / 4 ? -100 : $0.element } }
@@ -110,7 +110,7 @@ final class TrainingBenchmarkTests: XCTestCase {
         let bench = Self.benchmarking
         let configuration = try Self.model(bench: bench).configuration
         let pool = ThreadPool()
-        let lengths = bench ? [132, 147, 139, 151, 128, 144, 137, 142] : [7, 9, 5, 8]
+        let lengths = Self.trainStepLengths(bench: bench)
         // Micro-batches of 2 packed sequences; the first quarter of each is prompt, and a row is
         // scored when its target (the next token) is a completion token.
         let microBatches: [(tokens: Int, scored: Int)] = stride(from: 0, to: lengths.count, by: 2).map { (i: Int) -> (tokens: Int, scored: Int) in
@@ -187,6 +187,12 @@ final class TrainingBenchmarkTests: XCTestCase {
         print(String(format: "train-step-floor: %d tokens, %.0f GFLOP of frozen-base products, %.3f s (runs in order %@) = %.1f tokens/s at %.0f GFLOP/s",
                      lengths.reduce(0, +), flops / 1e9, median, times.map { String(format: "%.3f", $0) }.joined(separator: " "),
                      Double(lengths.reduce(0, +)) / median, flops / 1e9 / median))
+    }
+
+    /// The step's sequence lengths (bench/train_step_reference.py's `LENGTHS`), or tiny ones for the
+    /// fixture model outside benchmarking.
+    static func trainStepLengths(bench: Bool) -> [Int] {
+        bench ? [132, 147, 139, 151, 128, 144, 137, 142] : [7, 9, 5, 8]
     }
 
     /// `FINCH_BENCH=1`: time the real SmolLM2 (which must be cached: `finch pull`). Otherwise the
